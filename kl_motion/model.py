@@ -1,0 +1,278 @@
+"""The stateful background model: validates frames, owns the state, calls the kernels."""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import kernels
+from .errors import FrameError, FrameTypeError, StateError
+from .params import Params, needs_reset
+from .postprocess import Blob, clean, zone_mask
+
+STATE_VERSION = 1
+
+
+@dataclass
+class FrameResult:
+    """What the model gives for one frame."""
+    mask: np.ndarray          # uint8 (H, W): 0 background, 255 foreground, 127 shadow
+    kl: np.ndarray            # float32 (H, W): KL(current || background)
+    blobs: list[Blob] = field(default_factory=list)
+    index: int = 0            # frames seen by the model, this one included
+    _model: "MotionModel | None" = field(default=None, repr=False)
+    _bg: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def fg_fraction(self) -> float:
+        return float(np.count_nonzero(self.mask == 255)) / self.mask.size
+
+    @property
+    def background(self) -> np.ndarray:
+        """The background image as it was when this frame was processed (computed on demand)."""
+        if self._bg is None and self._model is not None:
+            self._bg = self._model.background()
+        return self._bg
+
+
+class MotionModel:
+    """Per-pixel Gaussian-mixture background with a KL-divergence motion score.
+
+    >>> m = MotionModel(Params(kl_threshold=8))
+    >>> r = m.apply(frame)          # r.mask, r.kl, r.background
+    >>> m.set_params(kl_threshold=5)  # applied before the next frame
+    """
+
+    def __init__(self, params: Params | None = None, **overrides):
+        p = params if params is not None else Params()
+        if overrides:
+            p = p.replace(**overrides)
+        self._params = p.validate()
+        self._pending: Params | None = None
+        self._lock = threading.Lock()
+        self._shape: tuple[int, int, int] | None = None   # full-size (H, W, C)
+        self._n = 0
+        self._zone_key = None
+        self._zone = None
+        self._relearn = False
+
+    # ------------------------------------------------------------------ params
+    @property
+    def params(self) -> Params:
+        with self._lock:
+            return self._pending or self._params
+
+    @params.setter
+    def params(self, p: Params) -> None:
+        p.validate()
+        with self._lock:
+            self._pending = p
+
+    def set_params(self, **changes) -> Params:
+        """Change parameters; they take effect on the next frame (never mid-frame)."""
+        with self._lock:
+            p = (self._pending or self._params).replace(**changes)
+            self._pending = p
+        return p
+
+    def _take_pending(self) -> None:
+        with self._lock:
+            p, self._pending = self._pending, None
+        if p is None:
+            return
+        old, self._params = self._params, p
+        if self._shape is not None and needs_reset(old, p):
+            if old.n_components != p.n_components and old.scale == p.scale:
+                self._resize_components(p.n_components)
+            else:
+                self.reset()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def frames_seen(self) -> int:
+        return self._n
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int] | None:
+        return self._shape
+
+    def reset(self) -> None:
+        """Forget the background; the next frame starts a new model (of any size)."""
+        self._shape = None
+        self._n = 0
+
+    def relearn(self) -> None:
+        """Re-learn quickly (after a light switch): the learning rate restarts at 1/n."""
+        self._relearn = True
+
+    def _allocate(self, shape: tuple[int, int, int]) -> None:
+        H, W, C = shape
+        h, w = self._detect_size(H, W)
+        K = self._params.n_components
+        self._gmm = np.zeros((h, w, K, 2 + C), np.float32)
+        self._nmodes = np.zeros((h, w), np.uint8)
+        self._cur = np.zeros((h, w, C + 1), np.float32)
+        self._kl = np.zeros((h, w), np.float32)
+        self._kl_px = np.zeros((h, w), np.float32)
+        self._raw = np.zeros((h, w), np.uint8)
+        self._shape = shape
+        self._n = 0
+
+    def _detect_size(self, H: int, W: int) -> tuple[int, int]:
+        s = self._params.scale
+        if s >= 1.0:
+            return H, W
+        return max(1, int(round(H * s))), max(1, int(round(W * s)))
+
+    def _resize_components(self, K: int) -> None:
+        old = self._gmm
+        h, w, K0, S = old.shape
+        g = np.zeros((h, w, K, S), np.float32)
+        k = min(K, K0)
+        g[:, :, :k] = old[:, :, :k]
+        self._gmm = g
+        self._nmodes = np.minimum(self._nmodes, K).astype(np.uint8)
+        tot = g[:, :, :, 0].sum(axis=2)
+        g[:, :, :, 0] /= np.where(tot > 0, tot, 1.0)[..., None]
+
+    # ------------------------------------------------------------------ frames
+    def _check(self, frame) -> np.ndarray:
+        if not isinstance(frame, np.ndarray):
+            raise FrameTypeError(f"frame must be a numpy array, got {type(frame).__name__}")
+        if frame.dtype != np.uint8:
+            raise FrameTypeError(f"frame must be uint8 (BGR or grey), got dtype {frame.dtype}")
+        if frame.ndim == 2:
+            frame = frame[:, :, None]
+        elif frame.ndim != 3:
+            raise FrameError(f"frame must have 2 (grey) or 3 (BGR) dimensions, got shape {frame.shape}")
+        if frame.shape[2] not in (1, 3):
+            raise FrameError(f"frame must have 1 or 3 channels, got {frame.shape[2]} (shape {frame.shape})")
+        if frame.shape[0] < 1 or frame.shape[1] < 1:
+            raise FrameError(f"frame is empty (shape {frame.shape})")
+        if self._shape is not None and frame.shape != self._shape:
+            H, W, C = self._shape
+            raise FrameError(f"frame size changed from {W}x{H}x{C} to {frame.shape[1]}x{frame.shape[0]}x"
+                             f"{frame.shape[2]}; call reset() first")
+        return frame
+
+    def apply(self, frame: np.ndarray) -> FrameResult:
+        """Score, label and learn one frame. Returns a FrameResult."""
+        self._take_pending()
+        frame = self._check(frame)
+        if self._shape is None:
+            self._allocate(frame.shape)
+        p = self._params
+        H, W, C = self._shape
+        h, w = self._kl.shape
+        small = frame
+        if (h, w) != (H, W):
+            small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+            if small.ndim == 2:
+                small = small[:, :, None]
+        if not small.flags.c_contiguous:
+            small = np.ascontiguousarray(small)
+        if self._relearn:
+            self._relearn = False
+            self._n = 0
+        first = self._n == 0 and not self._nmodes.any()
+        self._n += 1
+        alpha = max(1.0 / p.history, 1.0 / self._n)
+        kernels.step(small, self._gmm, self._nmodes, self._cur, self._kl_px, self._kl, self._raw,
+                     np.float32(alpha), first, np.float32(p.match_sigma ** 2), np.float32(p.background_ratio),
+                     np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
+                     np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
+                     p.pool_radius, np.float32(p.current_rate), np.float32(p.current_var_floor),
+                     np.float32(p.kl_threshold), p.detect_shadows, np.float32(p.shadow_low),
+                     np.float32(p.shadow_high), np.float32(p.shadow_chroma))
+        zone = self._zone_for(w, h)
+        area_scale = (h * w) / float(H * W)
+        mask, blobs = clean(self._raw, p, zone, area_scale)
+        kl = self._kl.copy()
+        if (h, w) != (H, W):
+            mask = cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
+            kl = cv2.resize(kl, (W, H), interpolation=cv2.INTER_LINEAR)
+            sx, sy = W / w, H / h
+            blobs = [Blob(int(b.x * sx), int(b.y * sy), max(1, int(round(b.w * sx))), max(1, int(round(b.h * sy))),
+                          int(round(b.area / area_scale))) for b in blobs]
+        return FrameResult(mask=mask, kl=kl, blobs=blobs, index=self._n, _model=self)
+
+    __call__ = apply
+
+    def _zone_for(self, w: int, h: int):
+        p = self._params
+        key = (w, h, json.dumps(p.ignore_zones), json.dumps(p.include_zones), p.zone_mask)
+        if key != self._zone_key:
+            self._zone = zone_mask(p, w, h)
+            self._zone_key = key
+        return self._zone
+
+    def background(self) -> np.ndarray | None:
+        """The current background image (uint8, full size, BGR or grey like the input)."""
+        if self._shape is None:
+            return None
+        H, W, C = self._shape
+        h, w = self._kl.shape
+        out = np.empty((h, w, C), np.uint8)
+        kernels.background_image(self._gmm, self._nmodes, out)
+        if (h, w) != (H, W):
+            out = cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
+            out = out.reshape(H, W, C)
+        return out[:, :, 0] if C == 1 else out
+
+    @property
+    def state_bytes_per_pixel(self) -> float:
+        if self._shape is None:
+            return float("nan")
+        arrs = (self._gmm, self._nmodes, self._cur, self._kl_px, self._kl, self._raw)
+        return sum(a.nbytes for a in arrs) / float(self._kl.size)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Save the learned state and parameters to an .npz file (no pickle)."""
+        if self._shape is None:
+            raise StateError("nothing to save: the model has not seen a frame")
+        path = Path(path)
+        tmp = path.with_name(path.name + ".part.npz")
+        np.savez_compressed(tmp, version=np.int64(STATE_VERSION), shape=np.array(self._shape, np.int64),
+                            frames_seen=np.int64(self._n), gmm=self._gmm, nmodes=self._nmodes, cur=self._cur,
+                            params=np.array(self._params.to_toml(comments=False)))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, params: Params | None = None) -> "MotionModel":
+        """Restore a model saved by save(). ``params`` overrides the saved parameters
+        (those that change the state's shape must match)."""
+        import tomllib
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                version = int(z["version"])
+                if version != STATE_VERSION:
+                    raise StateError(f"{path}: state version {version}, this kl_motion reads {STATE_VERSION}")
+                saved = Params.from_dict(tomllib.loads(str(z["params"])))
+                shape = tuple(int(v) for v in z["shape"])
+                gmm, nmodes, cur = z["gmm"], z["nmodes"], z["cur"]
+                n = int(z["frames_seen"])
+        except FileNotFoundError:
+            raise StateError(f"state file not found: {path}") from None
+        except StateError:
+            raise
+        except Exception as e:  # zip/npz/key errors all mean the same to a user
+            raise StateError(f"{path} is not a kl_motion state file ({type(e).__name__}: {e})") from None
+        p = params or saved
+        if needs_reset(saved, p):
+            raise StateError(f"{path}: saved with n_components={saved.n_components}, scale={saved.scale}; "
+                             "these cannot change on load")
+        m = cls(p)
+        m._allocate(shape)
+        if m._gmm.shape != gmm.shape or m._cur.shape != cur.shape or m._nmodes.shape != nmodes.shape:
+            raise StateError(f"{path}: state arrays do not match the saved frame shape {shape}")
+        m._gmm[...] = gmm
+        m._nmodes[...] = nmodes
+        m._cur[...] = cur
+        m._n = n
+        return m

@@ -1,0 +1,225 @@
+"""The one parameter table.
+
+Every tunable of kl_motion lives here, once: its default, its valid range and a
+help line.  The library validates against it, the CLI generates its flags from
+it, the GUI builds its sliders from it and the TOML config file is read into it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ParameterError
+
+
+def _p(default, lo=None, hi=None, help="", group="model", gui=True, reset=False):
+    md = dict(lo=lo, hi=hi, help=help, group=group, gui=gui, reset=reset)
+    if isinstance(default, list):
+        return field(default_factory=list, metadata=md)
+    return field(default=default, metadata=md)
+
+
+@dataclass
+class Params:
+    # --- background mixture -------------------------------------------------
+    history: int = _p(400, 1, 100000, "Background memory in frames; the learning rate is 1/history (1/n for the first n frames).")
+    n_components: int = _p(3, 1, 8, "Maximum number of Gaussians per pixel in the background mixture.", reset=True)
+    match_sigma: float = _p(2.5, 0.5, 10.0, "A pixel matches a component when it lies within this many standard deviations of it.")
+    background_ratio: float = _p(0.9, 0.1, 1.0, "Heaviest components whose weights add up to this fraction form the background.")
+    var_init: float = _p(15.0, 1.0, 400.0, "Variance (grey levels squared) of a newly created component.")
+    var_min: float = _p(4.0, 0.1, 400.0, "Lower bound of a component's variance.")
+    var_max: float = _p(75.0, 1.0, 2000.0, "Upper bound of a component's variance.")
+    complexity_prior: float = _p(0.05, 0.0, 0.5, "Zivkovic's prior: components that are not supported lose weight and disappear.")
+    fg_learn_factor: float = _p(0.1, 0.0, 1.0, "Learning rate multiplier at pixels detected as foreground (1 = learn everywhere, 0 = conservative).")
+    # --- current distribution and score ------------------------------------
+    pool_radius: int = _p(1, 0, 3, "Radius of the neighbourhood pooled into each pixel's current distribution (0 = the pixel alone).")
+    current_rate: float = _p(0.7, 0.05, 1.0, "Rate of the short-term moving average that forms the current distribution (1 = this frame only).")
+    current_var_floor: float = _p(9.0, 0.5, 400.0, "Lowest variance allowed for the current distribution (sensor noise floor).")
+    kl_threshold: float = _p(6.0, 0.0, 500.0, "A pixel is foreground where KL(current || background) exceeds this.", group="detection")
+    detect_shadows: bool = _p(True, help="Label darker copies of the background colour as shadow (127) instead of foreground.", group="detection")
+    shadow_low: float = _p(0.45, 0.0, 1.0, "Darkest brightness ratio (pixel / background) still taken as shadow.", group="detection")
+    shadow_high: float = _p(0.95, 0.0, 1.0, "Brightest brightness ratio still taken as shadow.", group="detection")
+    shadow_chroma: float = _p(0.04, 0.0, 1.0, "Largest colour distortion (relative to brightness) still taken as shadow.", group="detection")
+    scale: float = _p(1.0, 0.1, 1.0, "Detect at this fraction of the frame size; the mask is resized back to full size.", group="detection", reset=True)
+    # --- cleanup -------------------------------------------------------------
+    median_size: int = _p(3, 0, 15, "Median filter size applied to the mask (0 = off; even values are rounded up).", group="cleanup")
+    close_size: int = _p(3, 0, 31, "Morphological closing size that fills holes in objects (0 = off).", group="cleanup")
+    open_size: int = _p(0, 0, 31, "Morphological opening size that removes specks (0 = off).", group="cleanup")
+    min_area: int = _p(15, 0, 100000, "Blobs smaller than this many pixels (at full size) are removed.", group="cleanup")
+    # --- zones ---------------------------------------------------------------
+    ignore_zones: list = _p([], help="Polygons [[x, y], ...] in fractions of width/height (0..1) where motion is ignored.", group="zones", gui=False)
+    include_zones: list = _p([], help="If any, only motion inside these polygons (fractions of width/height) counts.", group="zones", gui=False)
+    zone_mask: str = _p("", help="Image file: black pixels are ignored, others are watched (combined with the polygons).", group="zones", gui=False)
+    # --- events --------------------------------------------------------------
+    motion_area: float = _p(0.002, 0.0, 1.0, "A frame is in motion when this fraction of the frame (after min_area) is foreground.", group="events")
+    event_start_frames: int = _p(3, 1, 1000, "Consecutive motion frames needed to start an event.", group="events")
+    event_gap: float = _p(2.0, 0.0, 3600.0, "Seconds without motion that end an event.", group="events")
+    pre_capture: float = _p(1.0, 0.0, 60.0, "Seconds of video kept before an event in its clip.", group="events")
+    post_capture: float = _p(1.0, 0.0, 60.0, "Seconds of video kept after an event in its clip.", group="events")
+    lightswitch_fraction: float = _p(0.6, 0.05, 1.0, "When more than this fraction of the frame changes at once it is an illumination change: relearn fast, no event.", group="events")
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------
+    def validate(self) -> "Params":
+        for f in fields(self):
+            v = getattr(self, f.name)
+            m = f.metadata
+            t = _type_of(f)
+            if t is bool:
+                if not isinstance(v, (bool,)):
+                    raise ParameterError(f"{f.name} must be true or false, got {v!r}")
+            elif t is int:
+                if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
+                    raise ParameterError(f"{f.name} must be an integer, got {v!r}")
+                v = int(v)
+                object.__setattr__(self, f.name, v)
+            elif t is float:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ParameterError(f"{f.name} must be a number, got {v!r}")
+                v = float(v)
+                if not math.isfinite(v):
+                    raise ParameterError(f"{f.name} must be finite, got {v!r}")
+                object.__setattr__(self, f.name, v)
+            elif t is str:
+                if not isinstance(v, str):
+                    raise ParameterError(f"{f.name} must be a string, got {v!r}")
+            elif t is list:
+                _check_polygons(f.name, v)
+            if t in (int, float):
+                if m["lo"] is not None and v < m["lo"]:
+                    raise ParameterError(f"{f.name}={v} is below its minimum {m['lo']}")
+                if m["hi"] is not None and v > m["hi"]:
+                    raise ParameterError(f"{f.name}={v} is above its maximum {m['hi']}")
+        if self.var_min > self.var_max:
+            raise ParameterError(f"var_min={self.var_min} must not exceed var_max={self.var_max}")
+        if self.shadow_low > self.shadow_high:
+            raise ParameterError(f"shadow_low={self.shadow_low} must not exceed shadow_high={self.shadow_high}")
+        return self
+
+    def replace(self, **changes) -> "Params":
+        unknown = set(changes) - set(names())
+        if unknown:
+            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Params":
+        flat = _flatten(d)
+        unknown = set(flat) - set(names())
+        if unknown:
+            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls(**flat)
+        except TypeError as e:  # pragma: no cover - defensive
+            raise ParameterError(str(e)) from None
+
+    # ------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, base: "Params | None" = None) -> "Params":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ParameterError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ParameterError(f"config file {path} is not valid TOML: {e}") from None
+        flat = _flatten(data)
+        if base is None:
+            return cls.from_dict(flat)
+        return base.replace(**flat) if set(flat) <= set(names()) else cls.from_dict(flat)
+
+    def to_toml(self, comments: bool = True) -> str:
+        lines = ["# kl_motion parameters (see `kl-motion config --dump`)"]
+        group = None
+        for f in fields(self):
+            m = f.metadata
+            if m["group"] != group:
+                group = m["group"]
+                lines.append("")
+                lines.append(f"# --- {group} ---")
+            if comments:
+                rng = "" if m["lo"] is None else f" [{m['lo']} .. {m['hi']}]"
+                lines.append(f"# {m['help']}{rng}")
+            lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text(self.to_toml(), encoding="utf-8")
+        tmp.replace(path)
+
+
+# ----------------------------------------------------------------------
+def _type_of(f) -> type:
+    t = f.type
+    if isinstance(t, str):
+        t = {"int": int, "float": float, "bool": bool, "str": str, "list": list}[t]
+    return t
+
+
+def names() -> list[str]:
+    return [f.name for f in fields(Params)]
+
+
+def spec() -> list[dict[str, Any]]:
+    """The table as plain records: name, type, default, lo, hi, help, group."""
+    out = []
+    defaults = Params()
+    for f in fields(Params):
+        m = f.metadata
+        out.append(dict(name=f.name, type=_type_of(f), default=getattr(defaults, f.name), lo=m["lo"],
+                        hi=m["hi"], help=m["help"], group=m["group"], gui=m["gui"], reset=m["reset"]))
+    return out
+
+
+def needs_reset(old: Params, new: Params) -> bool:
+    """Whether going from old to new changes the shape of the model state."""
+    return any(f.metadata["reset"] and getattr(old, f.name) != getattr(new, f.name) for f in fields(Params))
+
+
+def _flatten(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):  # allow [model] / [detection] ... sections
+            out.update(_flatten(v))
+        else:
+            out[k] = v
+    return out
+
+
+def _check_polygons(name: str, v) -> None:
+    if not isinstance(v, list):
+        raise ParameterError(f"{name} must be a list of polygons, got {v!r}")
+    for poly in v:
+        if not isinstance(poly, (list, tuple)) or len(poly) < 3:
+            raise ParameterError(f"{name}: each polygon needs at least 3 [x, y] points, got {poly!r}")
+        for pt in poly:
+            if (not isinstance(pt, (list, tuple)) or len(pt) != 2
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in pt)):
+                raise ParameterError(f"{name}: a point must be [x, y] numbers, got {pt!r}")
+            if not all(-0.001 <= c <= 1.001 for c in pt):
+                raise ParameterError(f"{name}: point {pt!r} is outside 0..1 (coordinates are fractions of width/height)")
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")

@@ -1,0 +1,203 @@
+"""Video sources behind one interface: files, image folders, cameras and stream URLs.
+
+Every failure is a SourceError with a one-line message.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import SourceError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    total_frames: int | None  # None when unknown (cameras, streams)
+    kind: str                 # "file", "folder", "camera", "stream"
+    name: str
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+
+def natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def classify(spec: str | int | Path) -> str:
+    s = str(spec)
+    if isinstance(spec, int) or re.fullmatch(r"\d+", s):
+        return "camera"
+    if s.lower().startswith(URL_SCHEMES):
+        return "stream"
+    if Path(s).is_dir():
+        return "folder"
+    return "file"
+
+
+class Source:
+    """Base class: iterate to get uint8 BGR (or grey) frames; ``info`` describes the video."""
+    info: VideoInfo
+    frames_read: int = 0
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            f = self.read()
+            if f is None:
+                return
+            yield f
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FolderSource(Source):
+    """Images in a folder, in natural order (a CDnet ``input/`` folder works)."""
+
+    def __init__(self, folder: str | Path, grey: bool = False):
+        self.folder = Path(folder)
+        files = [p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()]
+        if not files:
+            raise SourceError(f"{self.folder}: no images in folder")
+        self.files = sorted(files, key=lambda p: natural_key(p.name))
+        self._flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_UNCHANGED
+        first = self._load(self.files[0])
+        h, w = first.shape[:2]
+        self._first = first
+        self.info = VideoInfo(w, h, 25.0, len(self.files), "folder", str(self.folder))
+        self.frames_read = 0
+
+    def _load(self, p: Path) -> np.ndarray:
+        img = cv2.imread(str(p), self._flag)
+        if img is None:
+            raise SourceError(f"{p}: cannot read image")
+        if img.dtype != np.uint8:
+            img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        return img
+
+    def seek(self, index: int) -> None:
+        self.frames_read = max(0, min(index, len(self.files)))
+        self._first = None
+
+    def read(self):
+        if self.frames_read >= len(self.files):
+            return None
+        if self._first is not None and self.frames_read == 0:
+            img, self._first = self._first, None
+        else:
+            img = self._load(self.files[self.frames_read])
+        self.frames_read += 1
+        return img
+
+
+class CaptureSource(Source):
+    """Anything cv2.VideoCapture opens: a file, a camera index, a stream URL."""
+
+    def __init__(self, spec: str | int, kind: str | None = None, open_timeout: float = 10.0):
+        kind = kind or classify(spec)
+        self.kind = kind
+        self.spec = spec
+        if kind == "file":
+            p = Path(str(spec))
+            if not p.exists():
+                raise SourceError(f"{p}: no such file")
+            if not p.is_file():
+                raise SourceError(f"{p}: not a file")
+            if p.stat().st_size == 0:
+                raise SourceError(f"{p}: file is empty")
+        if kind == "camera":
+            cap = cv2.VideoCapture(int(spec))
+        elif kind == "stream":
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout * 1000)]
+            cap = cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            what = {"camera": f"camera {spec}: not found or cannot be opened",
+                    "stream": f"{spec}: cannot open stream",
+                    "file": f"{spec}: not a video file OpenCV can read"}[kind]
+            raise SourceError(what)
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            what = {"camera": f"camera {spec}: opened but gives no frames",
+                    "stream": f"{spec}: stream gives no frames",
+                    "file": f"{spec}: video has no readable frames"}[kind]
+            raise SourceError(what)
+        self.cap = cap
+        self._first = first
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        if not fps or not np.isfinite(fps) or fps <= 0 or fps > 1000:
+            fps = 25.0 if kind == "file" else 30.0
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "file" else 0
+        self.info = VideoInfo(first.shape[1], first.shape[0], float(fps), n if n > 0 else None, kind, str(spec))
+        self.frames_read = 0
+
+    def read(self):
+        if self._first is not None:
+            f, self._first = self._first, None
+        else:
+            if self.cap is None:
+                return None
+            ok, f = self.cap.read()
+            if not ok or f is None:
+                return None
+        self.frames_read += 1
+        return f
+
+    def seek(self, index: int) -> None:
+        if self.kind != "file":
+            raise SourceError(f"{self.spec}: cannot seek in a {self.kind}")
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self._first = None
+        self.frames_read = index
+
+    def close(self):
+        if getattr(self, "cap", None) is not None:
+            self.cap.release()
+            self.cap = None
+
+
+def open_source(spec: str | int | Path, grey: bool = False) -> Source:
+    """Open a file, image folder, camera index or URL. Raises SourceError."""
+    kind = classify(spec)
+    if kind == "folder":
+        return FolderSource(spec, grey=grey)
+    return CaptureSource(str(spec) if kind != "camera" else int(spec), kind)
+
+
+def read_all(spec, limit: int | None = None) -> Iterator[np.ndarray]:
+    with open_source(spec) as src:
+        for i, f in enumerate(src):
+            if limit is not None and i >= limit:
+                return
+            yield f
+
+
