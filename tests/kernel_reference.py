@@ -1,0 +1,310 @@
+"""A plain, slow, obviously-correct NumPy reference of ``kl_motion.kernels``.
+
+Written from the math in the kernel's docstring and comments, not from its loops,
+so that tests can check the fast numba kernels against it.  Each piece of the
+math is one small function below; when the kernel's math changes, change the
+matching function here (and nothing else).
+
+Precision: everything is computed in float64 and the state is stored back as
+float32 (the kernel computes in float32 with fastmath), so results agree to about
+1e-5 relative; a pixel that sits exactly on a decision boundary (match test,
+background cut, threshold) may go the other way -- the tests allow a tiny fraction.
+
+State layout (the same arrays as the kernel; see kernels.py):
+  gmm[y, x, k, :] = (weight, variance, mean_0 .. mean_{C-1}), sorted by decreasing weight
+  nmodes[y, x]    = live components;  cur[y, x, :] = (mean_0 .. mean_{C-1}, variance)
+Only the first ``nmodes`` components of a pixel are meaningful.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass
+class StepParams:
+    """The scalar arguments of ``kernels.step`` in its argument order."""
+    alpha: float = 0.05
+    first: bool = False
+    match_t2: float = 2.5 ** 2
+    bg_ratio: float = 0.9
+    var_init: float = 15.0
+    var_min: float = 4.0
+    var_max: float = 75.0
+    c_prior: float = 0.05
+    fg_factor: float = 0.1
+    pool_r: int = 1
+    beta: float = 0.7
+    cvar_floor: float = 9.0
+    kl_thr: float = 6.0
+    shadows: bool = True
+    sh_lo: float = 0.45
+    sh_hi: float = 0.95
+    sh_chroma: float = 0.04
+
+    def kernel_args(self) -> tuple:
+        """The scalars as the model passes them to the kernel (float32 / int / bool)."""
+        out = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool):
+                out.append(v)
+            elif isinstance(v, int):
+                out.append(v)
+            else:
+                out.append(np.float32(v))
+        return tuple(out)
+
+    def f32(self, name: str) -> float:
+        """A parameter as the kernel sees it (rounded to float32), as a Python float."""
+        return float(np.float32(getattr(self, name)))
+
+
+# ----------------------------------------------------------------------------- pieces of the math
+def update_current(frame: np.ndarray, cur: np.ndarray, p: StepParams) -> np.ndarray:
+    """Current distribution: exponential moving average of the pixel (rate beta) and of its
+    squared deviation per channel.  On the first frame: mean = pixel, variance = 0.
+
+        d = x - mu;  mu <- mu + beta d;  s <- (1 - beta) (s + beta |d|^2 / C)
+    Returns the new cur (float64, (H, W, C+1)).
+    """
+    x = frame.astype(np.float64)
+    C = x.shape[2]
+    new = cur.astype(np.float64).copy()
+    if p.first:
+        new[..., :C] = x
+        new[..., C] = 0.0
+        return new
+    beta = p.f32("beta")
+    d = x - new[..., :C]
+    new[..., :C] += beta * d
+    new[..., C] = (1.0 - beta) * (new[..., C] + beta * (d * d).sum(axis=2) / C)
+    return new
+
+
+def kl_isotropic(mu_c: np.ndarray, s_c: np.ndarray, mu_b: np.ndarray, s_b: np.ndarray) -> np.ndarray:
+    """KL( N(mu_c, s_c I) || N(mu_b, s_b I) ) in C dimensions (last axis of the means):
+
+        0.5 * ( C (r - 1 - ln r) + |mu_c - mu_b|^2 / s_b ),   r = s_c / s_b
+    """
+    C = mu_c.shape[-1]
+    r = s_c / s_b
+    return 0.5 * (C * (r - 1.0 - np.log(r)) + ((mu_c - mu_b) ** 2).sum(axis=-1) / s_b)
+
+
+def background_components(gmm: np.ndarray, nmodes: np.ndarray, bg_ratio: float) -> np.ndarray:
+    """(H, W, K) bool: the heaviest components, in order, up to and including the first at
+    which the cumulative weight reaches bg_ratio (all live ones if it never does)."""
+    H, W, K, _ = gmm.shape
+    live = np.arange(K)[None, None, :] < nmodes[..., None]
+    w = np.where(live, gmm[..., 0].astype(np.float64), 0.0)
+    cum = np.cumsum(w, axis=2)
+    reached = cum >= bg_ratio
+    # component k is used when no earlier component made the sum reach bg_ratio
+    before = np.concatenate([np.zeros((H, W, 1), bool), reached[..., :-1]], axis=2)
+    before = np.logical_or.accumulate(before, axis=2)
+    return live & ~before
+
+
+def kl_to_background(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, p: StepParams
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: min over the background components of KL(current || component), and
+    the argmin (the first on ties; -1 and KL 0 where there are no components).
+    The current variance is floored at cvar_floor."""
+    C = cur.shape[2] - 1
+    s_c = np.maximum(cur[..., C], p.f32("cvar_floor"))
+    g = gmm.astype(np.float64)
+    use = background_components(gmm, nmodes, p.f32("bg_ratio"))
+    s_b = np.where(use, g[..., 1], 1.0)            # unused slots: any positive variance
+    kl = kl_isotropic(cur[:, :, None, :C], s_c[:, :, None], g[..., 2:2 + C], s_b)
+    kl = np.where(use, kl, np.inf)
+    best_k = np.argmin(kl, axis=2)
+    best = np.take_along_axis(kl, best_k[..., None], axis=2)[..., 0]
+    none = ~use.any(axis=2)
+    best_k[none] = -1
+    best[none] = 0.0
+    return best, best_k
+
+
+def shadow_test(cur: np.ndarray, gmm: np.ndarray, best_k: np.ndarray, p: StepParams
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The current mean is a darker copy of the best background component's mean:
+    brightness ratio br = <cur, mb> / |mb|^2 in [sh_lo, sh_hi] and colour distortion
+    |cur - br mb|^2 <= sh_chroma^2 br^2 |mb|^2.
+
+    Returns (shadow (H, W) bool, margin (H, W) float: the relative distance of the pixel
+    to the nearest decision boundary of the test, for telling float32 ties apart)."""
+    H, W, _ = cur.shape
+    C = cur.shape[2] - 1
+    if not p.shadows:
+        return np.zeros((H, W), bool), np.full((H, W), np.inf)
+    k = np.maximum(best_k, 0)
+    mb = np.take_along_axis(gmm[..., 2:2 + C].astype(np.float64), k[:, :, None, None], axis=2)[:, :, 0, :]
+    mc = cur[..., :C]
+    nb = (mb * mb).sum(axis=2)
+    nb1 = np.where(nb > 0, nb, 1.0)
+    br = np.where(nb > 0, (mc * mb).sum(axis=2) / nb1, 0.0)
+    dist = ((mc - br[..., None] * mb) ** 2).sum(axis=2)
+    ch = p.f32("sh_chroma")
+    lo, hi = p.f32("sh_lo"), p.f32("sh_hi")
+    lim = ch * ch * br * br * nb
+    ok = (best_k >= 0) & (nb > 0) & (br >= lo) & (br <= hi)
+    shadow = ok & (dist <= lim)
+    margin = np.minimum(np.abs(br - lo), np.abs(br - hi))
+    margin = np.minimum(margin, np.abs(dist - lim) / np.maximum(nb1, 1.0))
+    margin[(best_k < 0) | (nb <= 0)] = np.inf
+    return shadow, margin
+
+
+def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: StepParams, K: int,
+                         stats: dict | None = None) -> list[list[float]]:
+    """Zivkovic's online mixture update of one pixel's live components (a list of
+    [weight, var, mean...], sorted by decreasing weight) with the value x at rate a.
+
+    1. The first component (in weight order) within match_sigma standard deviations
+       (|x - mu|^2 < match_t2 * var * C) matches:
+         w <- (1-a) w + a - a*c_prior;  rho = a / w;  mu <- mu + rho (x - mu);
+         var <- clip(var + rho (|x - mu_old|^2 / C - var), var_min, var_max)
+       every other component: w <- (1-a) w - a*c_prior.
+    2. Prune: drop trailing components (lightest) with w < a*c_prior, never the matched one.
+    3. No match: a new component (w = a, var = var_init, mean = x) is appended, or replaces
+       the lightest one when there are already K.
+    4. Sort: the matched / new component moves up past lighter ones (stable otherwise).
+    5. Normalise the weights to sum to 1 (when their sum is positive).
+    ``stats`` (optional) counts the paths taken: match, new, replace, prune, sort.
+    """
+    stats = stats if stats is not None else {}
+    count = lambda key: stats.__setitem__(key, stats.get(key, 0) + 1)
+    C = len(x)
+    match_t2, var_min, var_max = p.f32("match_t2"), p.f32("var_min"), p.f32("var_max")
+    prune = a * p.f32("c_prior")
+    comps = [list(c) for c in comps]
+    matched = -1
+    for k, c in enumerate(comps):
+        d2 = sum((x[i] - c[2 + i]) ** 2 for i in range(C))
+        if matched < 0 and d2 < match_t2 * c[1] * C:
+            matched = k
+            w = (1.0 - a) * c[0] + a - prune
+            rho = a / w
+            c[2:] = [c[2 + i] + rho * (x[i] - c[2 + i]) for i in range(C)]
+            c[1] = min(max(c[1] + rho * (d2 / C - c[1]), var_min), var_max)
+            c[0] = w
+        else:
+            c[0] = (1.0 - a) * c[0] - prune
+    if matched >= 0:
+        count("match")
+    while comps and comps[-1][0] < prune and len(comps) - 1 != matched:
+        comps.pop()
+        count("prune")
+    if matched < 0:
+        new = [a, p.f32("var_init"), *x]
+        if len(comps) >= K:
+            comps[K - 1] = new
+            del comps[K:]
+            count("replace")
+        else:
+            comps.append(new)
+            count("new")
+        matched = len(comps) - 1
+    k = matched
+    while k > 0 and comps[k][0] > comps[k - 1][0]:
+        comps[k], comps[k - 1] = comps[k - 1], comps[k]
+        k -= 1
+        count("sort")
+    total = sum(c[0] for c in comps)
+    if total > 0.0:
+        for c in comps:
+            c[0] /= total
+    return comps
+
+
+def learning_rate(best: float, best_k: int, p: StepParams) -> float:
+    """alpha, times fg_factor where the pixel's own KL says foreground."""
+    a = p.f32("alpha")
+    if best_k >= 0 and best > p.f32("kl_thr"):
+        a = a * p.f32("fg_factor")
+    return a
+
+
+def pool_mean(kl_px: np.ndarray, r: int) -> np.ndarray:
+    """Mean over the (2r+1)^2 window, clipped at the image border (fewer pixels there)."""
+    H, W = kl_px.shape
+    out = np.empty((H, W), np.float64)
+    for y in range(H):
+        y0, y1 = max(y - r, 0), min(y + r, H - 1)
+        for x in range(W):
+            x0, x1 = max(x - r, 0), min(x + r, W - 1)
+            out[y, x] = kl_px[y0:y1 + 1, x0:x1 + 1].astype(np.float64).mean()
+    return out
+
+
+def labels(kl_out: np.ndarray, shadow: np.ndarray, kl_thr: float) -> np.ndarray:
+    """255 where pooled KL > threshold, 127 there if shadow-like, else 0."""
+    out = np.zeros(kl_out.shape, np.uint8)
+    fg = kl_out > kl_thr
+    out[fg] = 255
+    out[fg & shadow] = 127
+    return out
+
+
+# ----------------------------------------------------------------------------- the step
+@dataclass
+class StepResult:
+    gmm: np.ndarray      # float32 (H, W, K, 2+C) (entries past nmodes are zero)
+    nmodes: np.ndarray   # uint8 (H, W)
+    cur: np.ndarray      # float32 (H, W, C+1)
+    kl_px: np.ndarray    # float64 (H, W)
+    kl_out: np.ndarray   # float64 (H, W)
+    raw: np.ndarray      # uint8 (H, W) 0/127/255
+    best_k: np.ndarray   # int (H, W)
+    shadow: np.ndarray   # bool (H, W)
+    shadow_margin: np.ndarray  # float (H, W): distance to the shadow test's boundaries
+
+
+def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray, p: StepParams,
+         stats: dict | None = None) -> StepResult:
+    """One frame; the inputs are not modified.  frame: uint8 (H, W, C).
+    ``stats`` (optional dict) counts the mixture-update paths taken (see update_mixture_pixel)."""
+    H, W, C = frame.shape
+    K = gmm.shape[2]
+    cur_new = update_current(frame, cur, p)
+    best, best_k = kl_to_background(cur_new, gmm, nmodes, p)
+    shadow, shadow_margin = shadow_test(cur_new, gmm, best_k, p)
+    gmm_new = np.zeros_like(gmm)
+    nm_new = nmodes.copy()
+    for y in range(H):
+        for x in range(W):
+            n = int(nmodes[y, x])
+            a = learning_rate(float(best[y, x]), int(best_k[y, x]), p)
+            if a <= 0.0:
+                gmm_new[y, x, :n] = gmm[y, x, :n]
+                continue
+            comps = update_mixture_pixel(gmm[y, x, :n].astype(np.float64).tolist(),
+                                         frame[y, x].astype(np.float64).tolist(), a, p, K, stats)
+            if comps:
+                gmm_new[y, x, :len(comps)] = np.array(comps, np.float64)
+            nm_new[y, x] = len(comps)
+    kl_out = pool_mean(best.astype(np.float32), p.pool_r)
+    raw = labels(kl_out, shadow, p.f32("kl_thr"))
+    return StepResult(gmm_new, nm_new, cur_new.astype(np.float32), best, kl_out, raw, best_k, shadow, shadow_margin)
+
+
+def background_image(gmm: np.ndarray, nmodes: np.ndarray, C: int) -> np.ndarray:
+    """The mean of each pixel's heaviest component rounded to uint8 (0 where no components)."""
+    v = np.where(nmodes[..., None] > 0, gmm[:, :, 0, 2:2 + C].astype(np.float64), 0.0)
+    return np.clip(np.floor(v + 0.5), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- the model's wiring
+def params_for_frame(params, n: int, first: bool) -> StepParams:
+    """The kernel scalars MotionModel.apply passes for its n-th frame (1-based), from a
+    kl_motion.params.Params: alpha = max(1/history, 1/n)."""
+    return StepParams(
+        alpha=max(1.0 / params.history, 1.0 / n), first=first, match_t2=params.match_sigma ** 2,
+        bg_ratio=params.background_ratio, var_init=params.var_init, var_min=params.var_min,
+        var_max=params.var_max, c_prior=params.complexity_prior, fg_factor=params.fg_learn_factor,
+        pool_r=params.pool_radius, beta=params.current_rate, cvar_floor=params.current_var_floor,
+        kl_thr=params.kl_threshold, shadows=params.detect_shadows, sh_lo=params.shadow_low,
+        sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma)

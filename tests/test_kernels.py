@@ -1,0 +1,222 @@
+"""The numba kernels against the plain NumPy reference in kernel_reference.py.
+
+Every frame is run by both from the SAME input state (the kernel's state of the
+previous frame), so a pixel that sits on a decision boundary (float32 vs float64)
+differs on one frame only instead of drifting apart for the rest of the sequence.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import kernel_reference as ref  # noqa: E402
+
+from kl_motion import kernels  # noqa: E402
+from kl_motion.params import Params  # noqa: E402
+
+H, W = 24, 32
+RTOL, ATOL = 1e-3, 1e-4
+MAX_BAD = 0.005         # fraction of pixels allowed to differ on one frame (float32 boundary ties)
+
+
+# ----------------------------------------------------------------------------- helpers
+def synthetic_sequence(seed: int, n: int, C: int) -> list[np.ndarray]:
+    """Background + noise, some bimodal pixels, moving rectangles, a darker (shadow) patch,
+    and a few pixels that jump at random: exercises match / new / replace / prune / sort."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(30, 220, (H, W, C)).astype(np.float64)
+    alt = rng.integers(0, 256, (H, W, C)).astype(np.float64)
+    bimodal = rng.random((H, W)) < 0.2
+    # per-pixel noise: none (variance falls to var_min), normal, strong (up to var_max)
+    sigma = rng.choice([0.0, 2.5, 2.5, 12.0], (H, W, 1))
+    frames = []
+    for t in range(n):
+        f = bg + sigma * rng.standard_normal((H, W, C))
+        flip = bimodal & (rng.random((H, W)) < 0.4)
+        f[flip] = alt[flip]
+        y, x = rng.integers(0, H - 6), rng.integers(0, W - 8)
+        f[y:y + 6, x:x + 8] = rng.integers(0, 256, C)
+        ys, xs = rng.integers(0, H - 5), rng.integers(0, W - 5)
+        f[ys:ys + 5, xs:xs + 5] = bg[ys:ys + 5, xs:xs + 5] * 0.7        # a shadow
+        jump = rng.random((H, W)) < 0.05
+        f[jump] = rng.integers(0, 256, (int(jump.sum()), C))
+        frames.append(np.clip(np.round(f), 0, 255).astype(np.uint8))
+    return frames
+
+
+def empty_state(C: int, K: int):
+    return (np.zeros((H, W, K, 2 + C), np.float32), np.zeros((H, W), np.uint8),
+            np.zeros((H, W, C + 1), np.float32))
+
+
+def run_kernel(frame, gmm, nmodes, cur, p: ref.StepParams):
+    gmm, nmodes, cur = gmm.copy(), nmodes.copy(), cur.copy()
+    h, w = nmodes.shape
+    kl_px = np.zeros((h, w), np.float32)
+    kl_out = np.zeros((h, w), np.float32)
+    raw = np.zeros((h, w), np.uint8)
+    kernels.step(frame, gmm, nmodes, cur, kl_px, kl_out, raw, *p.kernel_args())
+    return dict(gmm=gmm, nmodes=nmodes, cur=cur, kl_px=kl_px, kl_out=kl_out, raw=raw)
+
+
+def close(a, b, rtol=RTOL, atol=ATOL):
+    return np.isclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=rtol, atol=atol)
+
+
+def state_ok(r: ref.StepResult, k: dict) -> np.ndarray:
+    """(H, W) bool: nmodes equal and every live component equal to tolerance."""
+    ok = r.nmodes == k["nmodes"]
+    K = r.gmm.shape[2]
+    live = np.arange(K)[None, None, :] < r.nmodes[..., None]
+    comp_ok = np.where(live[..., None], close(r.gmm, k["gmm"]), True).all(axis=(2, 3))
+    return ok & comp_ok
+
+
+def compare(r: ref.StepResult, k: dict, p: ref.StepParams, where: str) -> dict:
+    """Assert kernel == reference on one frame; returns the fractions of bad pixels."""
+    n = r.nmodes.size
+    # the current distribution has no decisions in it: it must match everywhere
+    assert close(r.cur, k["cur"]).all(), f"{where}: current distribution differs"
+    st = state_ok(r, k)
+    klp = close(r.kl_px, k["kl_px"])
+    klo = close(r.kl_out, k["kl_out"])
+    lab = r.raw == k["raw"]
+    # a label may differ only where the pooled KL sits at the threshold or itself differs,
+    # or the shadow test is at one of its boundaries (e.g. brightness ratio == shadow_high)
+    thr = p.f32("kl_thr")
+    at_thr = np.abs(r.kl_out - thr) <= 1e-3 * max(thr, 1.0)
+    at_shadow = r.shadow_margin <= 1e-4
+    unexplained = ~lab & klo & ~at_thr & ~at_shadow
+    bad = dict(state=1 - st.mean(), kl_px=1 - klp.mean(), kl_out=1 - klo.mean(), raw=1 - lab.mean())
+    for key, v in bad.items():
+        assert v <= MAX_BAD, f"{where}: {key} differs at {v:.2%} of pixels"
+    assert unexplained.sum() == 0, f"{where}: {int(unexplained.sum())} labels differ with equal pooled KL"
+    return bad
+
+
+def run_sequence(seed: int, C: int, K: int = 3, n: int = 14, history: int = 12, **over):
+    frames = synthetic_sequence(seed, n, C)
+    gmm, nmodes, cur = empty_state(C, K)
+    stats: dict = {}
+    worst = {}
+    for i, f in enumerate(frames, start=1):
+        p = ref.StepParams(alpha=max(1.0 / history, 1.0 / i), first=(i == 1), **over)
+        r = ref.step(f, gmm, nmodes, cur, p, stats)
+        k = run_kernel(f, gmm, nmodes, cur, p)
+        bad = compare(r, k, p, f"seed {seed} C={C} frame {i}")
+        worst = {key: max(v, worst.get(key, 0.0)) for key, v in bad.items()}
+        gmm, nmodes, cur = k["gmm"], k["nmodes"], k["cur"]
+    return stats, worst, (gmm, nmodes, cur)
+
+
+# ----------------------------------------------------------------------------- kernel == reference
+@pytest.mark.parametrize("C", [3, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_step_matches_reference(seed, C):
+    stats, worst, _ = run_sequence(seed, C)
+    # every path of the mixture update was taken at least once
+    for path in ("match", "new", "replace", "prune", "sort"):
+        assert stats.get(path, 0) > 0, f"path {path!r} never exercised: {stats}"
+
+
+@pytest.mark.parametrize("over", [
+    dict(pool_r=0), dict(pool_r=2, kl_thr=3.0), dict(shadows=False), dict(fg_factor=0.0),
+    dict(bg_ratio=0.5, c_prior=0.2, beta=1.0), dict(bg_ratio=1.0, c_prior=0.0),
+])
+def test_step_matches_reference_other_params(over):
+    run_sequence(3, 3, K=4, n=10, **over)
+
+
+def test_step_k1_grey():
+    run_sequence(4, 1, K=1, n=10)
+
+
+def test_background_image_matches_reference():
+    for C in (3, 1):
+        _, _, (gmm, nmodes, _) = run_sequence(5, C, n=8)
+        nmodes = nmodes.copy()
+        nmodes[0, :5] = 0                               # pixels without components -> 0
+        out = np.empty((H, W, C), np.uint8)
+        kernels.background_image(gmm, nmodes, out)
+        assert np.array_equal(out, ref.background_image(gmm, nmodes, C))
+
+
+def test_model_wiring_matches_reference():
+    """MotionModel.apply passes the parameters the reference expects (alpha = 1/n schedule,
+    first frame flag); with the cleanup off its mask is the kernel's raw labels."""
+    from kl_motion.model import MotionModel
+    params = Params(median_size=0, close_size=0, open_size=0, min_area=0, history=10)
+    m = MotionModel(params)
+    frames = synthetic_sequence(6, 8, 3)
+    K = params.n_components
+    gmm, nmodes, cur = empty_state(3, K)
+    for i, f in enumerate(frames, start=1):
+        p = ref.params_for_frame(params, i, first=(i == 1))
+        r = ref.step(f, gmm, nmodes, cur, p)
+        res = m.apply(f)
+        assert (res.mask == r.raw).mean() >= 1 - MAX_BAD, f"frame {i}"
+        assert close(res.kl, r.kl_out).mean() >= 1 - MAX_BAD, f"frame {i}"
+        gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), m._cur.copy()
+
+
+# ----------------------------------------------------------------------------- properties
+@pytest.mark.parametrize("C", [3, 1])
+def test_kl_is_nonnegative(C):
+    frames = synthetic_sequence(7, 10, C)
+    gmm, nmodes, cur = empty_state(C, 3)
+    for i, f in enumerate(frames, start=1):
+        p = ref.StepParams(alpha=max(1.0 / 12, 1.0 / i), first=(i == 1))
+        k = run_kernel(f, gmm, nmodes, cur, p)
+        assert (k["kl_px"] >= -1e-4).all() and (k["kl_out"] >= -1e-4).all()
+        assert np.isfinite(k["kl_px"]).all()
+        gmm, nmodes, cur = k["gmm"], k["nmodes"], k["cur"]
+
+
+@pytest.mark.parametrize("C", [3, 1])
+def test_kl_zero_where_current_equals_a_background_component(C):
+    """Current distribution == component (same mean, same variance >= the floor) -> KL 0,
+    and it is the minimum over the background components."""
+    rng = np.random.default_rng(8)
+    K = 3
+    p = ref.StepParams(alpha=0.01)
+    gmm, nmodes, cur = empty_state(C, K)
+    mean = rng.integers(20, 236, (H, W, C)).astype(np.float32)
+    var = rng.uniform(p.cvar_floor, 60.0, (H, W)).astype(np.float32)
+    # which component (among the background ones) equals the current distribution
+    which = rng.integers(0, 2, (H, W))
+    w = np.array([0.6, 0.35, 0.05], np.float32)
+    gmm[..., 0] = w
+    gmm[..., 1] = rng.uniform(5.0, 70.0, (H, W, K))
+    gmm[..., 2:] = rng.uniform(0, 255, (H, W, K, C))
+    for j in range(2):
+        sel = which == j
+        gmm[sel, j, 1] = var[sel]
+        gmm[sel, j, 2:] = mean[sel]
+    nmodes[:] = K
+    frame = mean.astype(np.uint8)                     # the pixel equals the current mean
+    cur[..., :C] = mean
+    cur[..., C] = var / np.float32(1.0 - np.float32(p.beta))   # so that the update gives var
+    k = run_kernel(frame, gmm, nmodes, cur, p)
+    assert close(k["cur"][..., C], var, rtol=1e-5).all()
+    assert np.abs(k["kl_px"]).max() < 1e-4
+    r = ref.step(frame, gmm, nmodes, cur, p)
+    assert np.abs(r.kl_px).max() < 1e-9
+    assert (r.best_k == which).all()
+
+
+def test_kl_formula_matches_gaussian_kl_by_sampling():
+    """The reference's closed form is the KL of isotropic Gaussians (Monte-Carlo check)."""
+    rng = np.random.default_rng(9)
+    C = 3
+    mu_c, mu_b = np.array([10.0, 20.0, 30.0]), np.array([12.0, 17.0, 31.0])
+    s_c, s_b = 9.0, 25.0
+    x = mu_c + np.sqrt(s_c) * rng.standard_normal((400000, C))
+    logp = -0.5 * (((x - mu_c) ** 2).sum(1) / s_c + C * np.log(2 * np.pi * s_c))
+    logq = -0.5 * (((x - mu_b) ** 2).sum(1) / s_b + C * np.log(2 * np.pi * s_b))
+    mc = float(np.mean(logp - logq))
+    exact = float(ref.kl_isotropic(mu_c, np.float64(s_c), mu_b, np.float64(s_b)))
+    assert abs(mc - exact) < 0.02 * exact + 0.01
