@@ -1,0 +1,52 @@
+"""Entry point of ``kl-motion view``."""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+from ..cli import params_from_args
+from ..errors import KLMotionError
+
+
+def first_camera() -> int | None:
+    """Index 0 if a camera can be opened, else None (quick: on Linux, no /dev/video* means no camera)."""
+    if sys.platform.startswith("linux") and not glob.glob("/dev/video*"):
+        return None
+    import cv2
+    cap = cv2.VideoCapture(0)
+    try:
+        return 0 if cap.isOpened() else None
+    finally:
+        cap.release()
+
+
+def default_source():
+    """The first camera if one exists, else the bundled demo clip."""
+    cam = first_camera()
+    if cam is not None:
+        return cam
+    from .main_window import demo_path
+    p = demo_path()
+    if p is None:
+        raise KLMotionError("no camera found and the demo clip is not installed; give a SOURCE")
+    return str(p)
+
+
+def run(args) -> int:
+    """Open the viewer window; returns the exit code when it is closed."""
+    params = params_from_args(args)          # ParameterError -> one-line CLI error
+    from PySide6.QtWidgets import QApplication
+    from .main_window import MainWindow
+
+    source = getattr(args, "source", None)
+    if source is None:
+        source = default_source()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("kl-motion")
+    win = MainWindow(params, source)
+    win.show()
+    try:
+        return int(app.exec())
+    finally:
+        win.shutdown()

@@ -1,0 +1,452 @@
+"""Capture and processing off the UI thread.
+
+One ``Worker`` per open source.  It runs a Python thread that opens the source
+(so a slow URL never blocks the window), reads frames, runs the model, composes
+the displayed image and, if asked, writes it to a recording.  Results go to a
+*latest-value slot*: the worker overwrites the newest packet and emits
+``frameReady`` only when the UI has taken the previous one, so nothing queues up
+and the UI always paints the newest frame (older ones are dropped).
+
+Live sources (cameras, streams) get a second thread that grabs frames as fast as
+they come and keeps only the newest, so a slow model drops frames instead of
+lagging behind real time.  A stalled or lost camera is reported through
+``message`` and never blocks the UI.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from ..errors import FrameError, KLMotionError, SourceError
+from ..model import FrameResult, MotionModel
+from ..sources import Source, VideoInfo, open_source
+from .compose import Composer, ViewSettings
+
+THREAD_PREFIX = "kl-motion-"
+LIVE_KINDS = ("camera", "stream")
+
+
+@dataclass
+class Packet:
+    """One processed frame, ready to paint."""
+    image: np.ndarray          # BGR uint8, what the view shows
+    frame: np.ndarray          # the input frame
+    result: FrameResult
+    position: int              # index of this frame in the source (0-based), -1 for live
+    read_ms: float
+    model_ms: float
+    compose_ms: float
+    total_ms: float
+    t_done: float = field(default_factory=time.perf_counter)
+
+
+class _Grabber:
+    """For live sources: read continuously, keep only the newest frame."""
+
+    def __init__(self, src: Source, name: str):
+        self.src = src
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._frame = None
+        self._seq = 0
+        self._taken = 0
+        self.ended = False
+        self.last_time = time.perf_counter()
+        self.fps = 0.0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        t_prev = None
+        while not self._stop.is_set():
+            try:
+                f = self.src.read()
+            except Exception:  # a driver error is a lost source
+                f = None
+            now = time.perf_counter()
+            with self._cond:
+                if f is None:
+                    self.ended = True
+                    self._cond.notify_all()
+                    return
+                self._frame = f
+                self._seq += 1
+                self.last_time = now
+                if t_prev is not None:
+                    dt = now - t_prev
+                    self.fps = 0.9 * self.fps + 0.1 * (1.0 / dt) if self.fps and dt > 0 else (1.0 / dt if dt > 0 else 0)
+                t_prev = now
+                self._cond.notify_all()
+
+    def take(self, timeout: float):
+        """The newest frame not taken yet; None on timeout; raises EOFError when the source ended."""
+        with self._cond:
+            if self._seq == self._taken and not self.ended:
+                self._cond.wait(timeout)
+            if self._seq != self._taken:
+                self._taken = self._seq
+                return self._frame
+            if self.ended:
+                raise EOFError
+            return None
+
+    def stop(self, timeout: float = 1.0):
+        self._stop.set()
+        self.thread.join(timeout)
+
+
+class Worker(QObject):
+    """Owns the reading/processing thread for one source."""
+
+    opened = Signal(object)        # VideoInfo
+    failed = Signal(str)           # the source could not be opened (one line)
+    frameReady = Signal()          # a new packet is in the slot (coalesced: at most one pending)
+    message = Signal(str)          # "", or a problem to show over the video (stalled, lost, ended)
+    stateChanged = Signal(bool)    # playing?
+    recordingChanged = Signal(str)  # path being recorded to, "" when stopped
+
+    def __init__(self, spec, model: MotionModel, settings: ViewSettings | None = None, playing: bool = True,
+                 speed: float = 1.0, stall_timeout: float = 3.0, reconnect: bool = True, parent=None):
+        super().__init__(parent)
+        self.spec = spec
+        self.model = model
+        self.settings = settings or ViewSettings()
+        self.speed = speed                  # 0 = as fast as possible; ignored for live sources
+        self.stall_timeout = stall_timeout
+        self.reconnect = reconnect
+        self.info: VideoInfo | None = None
+        self.source: Source | None = None
+        self.composer = Composer()
+        self._lock = threading.Lock()
+        self._latest: Packet | None = None
+        self._signal_pending = False
+        self._playing = playing
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._seek: int | None = None
+        self._steps = 0
+        self._reset = False
+        self._recompose = False
+        self._rec_path: str | None = None
+        self._rec_request: str | None | bool = False   # False: no change; None: stop; str: start
+        self._writer = None
+        self._grabber: _Grabber | None = None
+        self._last: tuple | None = None     # (frame, result, position, bg) of the newest processed frame
+        self.position = -1
+        self.frames_processed = 0
+        self.thread = threading.Thread(target=self._run_guarded, name=THREAD_PREFIX + "worker", daemon=True)
+
+    # ------------------------------------------------------------------ control (any thread)
+    def start(self):
+        self.thread.start()
+
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Ask the thread to finish and wait for it; True when every thread of this worker has ended."""
+        self._stop.set()
+        self._wake.set()
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+        g = self._grabber
+        if g is not None:
+            g.stop(0.5)
+        return not self.thread.is_alive() and (g is None or not g.thread.is_alive())
+
+    @property
+    def live(self) -> bool:
+        return self.info is not None and self.info.kind in LIVE_KINDS
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    def set_playing(self, playing: bool):
+        self._playing = bool(playing)
+        self._wake.set()
+        self.stateChanged.emit(self._playing)
+
+    def step(self, n: int = 1):
+        """Process the next frame (n=1) or go back one (n=-1) while paused."""
+        with self._lock:
+            if n < 0:
+                if self.position > 0:
+                    self._seek = self.position - 1
+                    self._steps = 1
+            else:
+                self._steps += n
+        self._wake.set()
+
+    def seek(self, index: int):
+        with self._lock:
+            self._seek = max(0, int(index))
+            self._steps = max(self._steps, 1) if not self._playing else self._steps
+        self._wake.set()
+
+    def reset_background(self):
+        self._reset = True
+        self._wake.set()
+
+    def set_settings(self, s: ViewSettings):
+        self.settings = s
+        self._recompose = True
+        self._wake.set()
+
+    def recompose(self):
+        """Redraw the newest frame (e.g. after a parameter or zone change while paused)."""
+        self._recompose = True
+        self._wake.set()
+
+    def start_recording(self, path: str):
+        self._rec_request = str(path)
+        self._wake.set()
+
+    def stop_recording(self):
+        self._rec_request = None
+        self._wake.set()
+
+    @property
+    def recording(self) -> str | None:
+        return self._rec_path
+
+    def take(self) -> Packet | None:
+        """UI side of the latest-value slot: the newest packet (or None), and re-arm the signal."""
+        with self._lock:
+            p = self._latest
+            self._signal_pending = False
+            return p
+
+    def peek(self) -> Packet | None:
+        return self._latest
+
+    # ------------------------------------------------------------------ thread
+    def _run_guarded(self):
+        try:
+            self._run()
+        except Exception as e:  # never die silently: tell the window
+            self.message.emit(f"Processing stopped: {type(e).__name__}: {e}")
+        finally:
+            self._close_writer()
+            if self._grabber is not None:
+                self._grabber.stop(0.5)
+            if self.source is not None:
+                try:
+                    self.source.close()
+                except Exception:
+                    pass
+
+    def _open(self) -> bool:
+        try:
+            self.source = open_source(self.spec)
+        except KLMotionError as e:
+            self.failed.emit(str(e))
+            return False
+        except Exception as e:
+            self.failed.emit(f"{self.spec}: cannot open ({type(e).__name__}: {e})")
+            return False
+        self.info = self.source.info
+        if self.live:
+            self._grabber = _Grabber(self.source, THREAD_PREFIX + "grabber")
+        return True
+
+    def _run(self):
+        if not self._open():
+            return
+        if self._stop.is_set():
+            return
+        self.model.reset()
+        self.opened.emit(self.info)
+        next_due = time.perf_counter()
+        stalled_shown = False
+        while not self._stop.is_set():
+            self._handle_recording_request()
+            if self._reset:
+                self._reset = False
+                self.model.reset()
+            with self._lock:
+                seek, self._seek = self._seek, None
+                stepping = self._steps > 0
+            if seek is not None and not self.live:
+                try:
+                    self.source.seek(seek)
+                    self.position = seek - 1
+                except SourceError as e:
+                    self.message.emit(str(e))
+            if not (self._playing or stepping):
+                if self._recompose:
+                    self._recompose = False
+                    self._redraw_last()
+                self._wake.wait(0.1)
+                self._wake.clear()
+                continue
+            # pacing for files: speed x the file's frame rate (speed 0 = as fast as possible)
+            if not self.live and self._playing and not stepping and self.speed > 0:
+                delay = next_due - time.perf_counter()
+                if delay > 0.0005:
+                    self._wake.wait(min(delay, 0.1))
+                    self._wake.clear()
+                    continue
+            t0 = time.perf_counter()
+            frame = self._read()
+            if frame is None:
+                if self.live:
+                    g = self._grabber
+                    if g is not None and g.ended:
+                        if not self._lost():
+                            return
+                        next_due = time.perf_counter()
+                        continue
+                    # stalled: no frame within the timeout
+                    if not stalled_shown and time.perf_counter() - (g.last_time if g else t0) > self.stall_timeout:
+                        self.message.emit(f"No frames from {self.info.name} for {self.stall_timeout:g} s "
+                                          "(stalled?) - waiting")
+                        stalled_shown = True
+                    continue
+                # end of a file / folder: pause at the end
+                with self._lock:
+                    self._steps = 0
+                if self._playing:
+                    self._playing = False
+                    self.stateChanged.emit(False)
+                self.message.emit("End of video")
+                continue
+            if stalled_shown:
+                self.message.emit("")
+                stalled_shown = False
+            if stepping:
+                with self._lock:
+                    self._steps = max(0, self._steps - 1)
+            self.position = -1 if self.live else self.position + 1
+            t1 = time.perf_counter()
+            self._process(frame, t0, t1)
+            if not self.live and self.info.fps > 0 and self.speed > 0:
+                period = 1.0 / (self.info.fps * self.speed)
+                next_due = max(next_due + period, time.perf_counter() - period)
+            else:
+                next_due = time.perf_counter()
+
+    def _read(self):
+        if self._grabber is not None:
+            try:
+                return self._grabber.take(timeout=0.25)
+            except EOFError:
+                return None
+        try:
+            return self.source.read()
+        except Exception as e:
+            self.message.emit(f"Read error: {e}")
+            return None
+
+    def _lost(self) -> bool:
+        """A live source ended: say so and try to reopen it until stopped. False = give up (stopping)."""
+        name = self.info.name
+        if not self.reconnect:
+            self.message.emit(f"Lost {name}")
+            self._stop.wait()
+            return False
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            self.message.emit(f"Lost {name} - reconnecting (attempt {attempt})")
+            if self._grabber is not None:
+                self._grabber.stop(0.2)
+                self._grabber = None
+            try:
+                self.source.close()
+            except Exception:
+                pass
+            try:
+                self.source = open_source(self.spec)
+            except KLMotionError:
+                self._stop.wait(2.0)
+                continue
+            self._grabber = _Grabber(self.source, THREAD_PREFIX + "grabber")
+            self.message.emit("")
+            return True
+        return False
+
+    def _process(self, frame, t0, t1):
+        try:
+            result = self.model.apply(frame)
+        except FrameError:
+            # size changed (camera switched resolution): start a new background
+            self.model.reset()
+            result = self.model.apply(frame)
+        t2 = time.perf_counter()
+        s = self.settings
+        bg = self.model.background() if s.needs_background else None
+        image = self.composer.compose(frame, result, s, bg)
+        t3 = time.perf_counter()
+        self._write(image)
+        self._last = (frame, result, self.position, bg)
+        self.frames_processed += 1
+        self._publish(Packet(image, frame, result, self.position, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                             (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3))
+
+    def _redraw_last(self):
+        if self._last is None:
+            return
+        frame, result, pos, bg = self._last
+        s = self.settings
+        if s.needs_background and bg is None:
+            bg = self.model.background()
+            self._last = (frame, result, pos, bg)
+        t = time.perf_counter()
+        image = self.composer.compose(frame, result, s, bg)
+        dt = (time.perf_counter() - t) * 1e3
+        self._publish(Packet(image, frame, result, pos, 0.0, 0.0, dt, dt))
+
+    def _publish(self, packet: Packet):
+        with self._lock:
+            self._latest = packet
+            emit = not self._signal_pending
+            self._signal_pending = True
+        if emit:
+            self.frameReady.emit()
+
+    # ------------------------------------------------------------------ recording
+    def _handle_recording_request(self):
+        req, self._rec_request = self._rec_request, False
+        if req is False:
+            return
+        self._close_writer()
+        if req:
+            self._rec_path = req
+            self.recordingChanged.emit(req)
+
+    def _write(self, image):
+        if self._rec_path is None:
+            return
+        if self._writer is None:
+            h, w = image.shape[:2]
+            path = Path(self._rec_path)
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+            fps = self.info.fps if self.info and self.info.fps > 0 else 25.0
+            wr = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
+            if not wr.isOpened():
+                self._rec_path = None
+                self.recordingChanged.emit("")
+                self.message.emit(f"{path}: cannot write video here")
+                return
+            self._writer, self._writer_size = wr, (w, h)
+        if (image.shape[1], image.shape[0]) != self._writer_size:
+            image = cv2.resize(image, self._writer_size)
+        self._writer.write(np.ascontiguousarray(image))
+
+    def _close_writer(self):
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self._rec_path is not None:
+            self._rec_path = None
+            self.recordingChanged.emit("")
+
+
+def running_threads() -> list[threading.Thread]:
+    """Threads this package started that are still alive (for tests and shutdown checks)."""
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
