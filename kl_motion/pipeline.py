@@ -1,0 +1,585 @@
+"""Headless processing pipeline: reader thread -> model -> writer thread.
+
+Decoding runs in its own thread and feeds a bounded queue; the model runs in the
+calling thread; encoding and every file write run in a writer thread fed by a
+second bounded queue.  So decoding, the model and encoding overlap, and memory
+stays bounded.  Nothing here imports Qt.
+
+``process_input(spec, out_dir, params, options)`` processes one input and returns
+an ``InputReport``; it never raises for a bad input (the report carries the
+one-line error), only for bugs.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from .errors import KLMotionError
+from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
+from .model import MotionModel
+from .overlay import draw_overlay
+from .params import Params
+from .postprocess import Blob, clean, zone_mask
+from .sinks import ImageSequenceSink, TextSink, VideoSink, check_new, write_image
+from .sources import Source, classify, open_source
+
+log = logging.getLogger("kl_motion")
+
+_END = object()
+STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
+
+
+# ============================================================================ threads
+class ReaderThread:
+    """Reads a Source in a thread into a bounded queue.  Iterate for frames; when it
+    ends, ``error`` holds the SourceError that stopped it (None at a clean end)."""
+
+    def __init__(self, source: Source, maxsize: int = 8, stop: threading.Event | None = None):
+        self.source = source
+        self.q: queue.Queue = queue.Queue(maxsize)
+        self._ext_stop = stop
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="kl-reader", daemon=True)
+        self._t.start()
+
+    def stopped(self) -> bool:
+        return self._halt.is_set() or (self._ext_stop is not None and self._ext_stop.is_set())
+
+    def _run(self) -> None:
+        try:
+            while not self.stopped():
+                f = self.source.read()
+                if f is None:
+                    break
+                while not self.stopped():
+                    try:
+                        self.q.put(f, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # handed to the consumer
+            self.error = e
+        finally:
+            self._put_end()
+
+    def _put_end(self) -> None:
+        while True:
+            try:
+                self.q.put(_END, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stopped():
+                    try:
+                        self.q.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            try:
+                f = self.q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stopped():
+                    return
+                continue
+            if f is _END:
+                return
+            yield f
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._halt.set()
+        try:
+            while True:
+                self.q.get_nowait()
+        except queue.Empty:
+            pass
+        self._t.join(timeout)
+
+
+def frames(source: Source, maxsize: int = 8) -> Iterator[np.ndarray]:
+    """A generator of the source's frames, decoded in a background thread."""
+    r = ReaderThread(source, maxsize)
+    try:
+        yield from r
+        if r.error is not None:
+            raise r.error
+    finally:
+        r.close()
+
+
+class WriterThread:
+    """Calls ``handler(item)`` for each put item, in order, in a thread.  An exception in
+    the handler is re-raised by the next put() or by close()."""
+
+    def __init__(self, handler: Callable, maxsize: int = 8):
+        self.handler = handler
+        self.q: queue.Queue = queue.Queue(maxsize)
+        self.error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="kl-writer", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is _END:
+                return
+            if self.error is None:
+                try:
+                    self.handler(item)
+                except BaseException as e:
+                    self.error = e
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(item)
+
+    def close(self) -> None:
+        self.q.put(_END)
+        self._t.join()
+        if self.error is not None:
+            raise self.error
+
+
+# ============================================================================ detectors
+@dataclass
+class SimpleResult:
+    """FrameResult-like result of an OpenCV subtractor (no KL map)."""
+    mask: np.ndarray
+    blobs: list[Blob]
+    kl: np.ndarray | None = None
+
+
+class OpenCVDetector:
+    """An OpenCV background subtractor (mog2, knn) behind the model's interface, with
+    the same cleanup and zones as the model, for reference runs."""
+
+    def __init__(self, name: str, params: Params):
+        self.name = name.lower()
+        self.params = params
+        self._zone_key = None
+        self.reset()
+
+    def _make(self):
+        if self.name == "mog2":
+            return cv2.createBackgroundSubtractorMOG2(history=self.params.history, detectShadows=self.params.detect_shadows)
+        if self.name == "knn":
+            return cv2.createBackgroundSubtractorKNN(history=self.params.history, detectShadows=self.params.detect_shadows)
+        raise KLMotionError(f"unknown method {self.name!r} (choose kl, mog2 or knn)")
+
+    def reset(self) -> None:
+        self._sub = self._make()
+
+    relearn = reset
+
+    def apply(self, frame: np.ndarray) -> SimpleResult:
+        raw = self._sub.apply(frame)
+        h, w = raw.shape
+        if self._zone_key != (w, h):
+            self._zone, self._zone_key = zone_mask(self.params, w, h), (w, h)
+        mask, blobs = clean(raw, self.params, self._zone)
+        return SimpleResult(mask, blobs)
+
+
+def make_detector(method: str, params: Params):
+    if method in ("kl", "kl_motion"):
+        return MotionModel(params)
+    return OpenCVDetector(method, params)
+
+
+# ============================================================================ options / report
+@dataclass
+class Options:
+    mask: bool = True               # mask video
+    mask_format: str = "mkv"        # mkv (FFV1, lossless) or png (PNG sequence)
+    overlay: bool = False
+    bins: bool = False              # CDnet binNNNNNN.png
+    stats: bool = True
+    events: bool = True
+    snapshots: bool = False
+    clips: bool = False
+    force: bool = False
+    method: str = "kl"
+    max_frames: int = 0             # 0 = all
+    reconnect: bool = False
+    reconnect_attempts: int = 0     # 0 = forever
+    reconnect_delay: float = 0.5
+    stream_timeout: float = 10.0
+    queue_size: int = 8
+
+
+@dataclass
+class InputReport:
+    input: str
+    name: str = ""
+    out_dir: str = ""
+    status: str = "ok"              # ok, ended, truncated, interrupted, failed
+    frames: int = 0
+    expected_frames: int | None = None
+    events: int = 0
+    lightswitches: int = 0
+    resets: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("failed", "truncated")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = dict(vars(self))
+        d["fps"] = round(self.fps, 2)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def input_name(spec: str) -> str:
+    """A folder name for an input's outputs."""
+    kind = classify(spec)
+    if kind == "camera":
+        return f"camera{int(spec)}"
+    if kind == "stream":
+        s = re.sub(r"^[a-z]+://", "", str(spec), flags=re.I)
+        s = re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")
+        return s[:80] or "stream"
+    p = Path(str(spec))
+    if kind == "folder":
+        p = p.resolve()
+        return p.parent.name if p.name == "input" and p.parent.name else p.name
+    return p.stem or p.name
+
+
+def output_paths(out_dir: Path, opt: Options) -> dict[str, Path]:
+    d = {}
+    if opt.mask:
+        d["mask"] = out_dir / ("mask" if opt.mask_format == "png" else f"mask.{opt.mask_format}")
+    if opt.overlay:
+        d["overlay"] = out_dir / "overlay.mp4"
+    if opt.bins:
+        d["bins"] = out_dir / "bin"
+    if opt.stats:
+        d["stats"] = out_dir / "stats.csv"
+    if opt.events:
+        d["events"] = out_dir / "events.jsonl"
+    if opt.snapshots:
+        d["snapshots"] = out_dir / "snapshots"
+    if opt.clips:
+        d["clips"] = out_dir / "clips"
+    d["summary"] = out_dir / "summary.json"
+    return d
+
+
+# ============================================================================ writer side
+@dataclass
+class Item:
+    index: int                      # 1-based frame number
+    time: float
+    frame: np.ndarray
+    mask: np.ndarray
+    kl: np.ndarray | None
+    blobs: list
+    fg_fraction: float
+    ev: FrameEvents
+    lightswitch: bool
+    suppressed: bool
+    event_id: int
+
+
+class Outputs:
+    """Everything written per frame; runs in the writer thread (handle())."""
+
+    def __init__(self, paths: dict[str, Path], opt: Options, fps: float, params: Params):
+        self.paths, self.opt, self.fps = paths, opt, fps
+        self.sinks: list = []
+        self.mask = self.overlay = self.bins = self.stats = self.events = None
+        if "mask" in paths:
+            if opt.mask_format == "png":
+                self.mask = ImageSequenceSink(paths["mask"], prefix="mask", binary=False)
+            else:
+                self.mask = VideoSink(paths["mask"], fps, color=False)
+        if "overlay" in paths:
+            self.overlay = VideoSink(paths["overlay"], fps, color=True)
+        if "bins" in paths:
+            self.bins = ImageSequenceSink(paths["bins"], prefix="bin", binary=True)
+        if "stats" in paths:
+            self.stats = TextSink(paths["stats"], STATS_HEADER)
+        if "events" in paths:
+            self.events = TextSink(paths["events"], flush_lines=True)
+        self.sinks = [s for s in (self.mask, self.overlay, self.bins, self.stats, self.events) if s is not None]
+        # snapshots and clips
+        self.snap_dir = paths.get("snapshots")
+        self.clip_dir = paths.get("clips")
+        self._peak: tuple[np.ndarray, list] | None = None
+        self.pre = int(round(params.pre_capture * fps))
+        self.post = int(round(params.post_capture * fps))
+        keep = self.pre + params.event_start_frames + 1 if self.clip_dir else 0
+        self._ring: collections.deque = collections.deque(maxlen=keep)
+        self._clip: VideoSink | None = None
+        self._clip_pending: list[np.ndarray] = []
+        self._tails: list[list] = []            # [sink, frames still to write]
+        self.max_pending = max(self.post, int(30 * fps))
+
+    # -- per frame
+    def handle(self, it) -> None:
+        if isinstance(it, _EndItem):
+            for ev in it.ev.ended:
+                self._end_event(ev)
+            return
+        if self.mask is not None:
+            self.mask.write(it.mask)
+        if self.bins is not None:
+            self.bins.write(it.mask)
+        if self.overlay is not None:
+            self.overlay.write(draw_overlay(it.frame, it.mask, boxes=it.blobs))
+        if self.stats is not None:
+            if it.kl is not None:
+                klm, klx = f"{float(it.kl.mean()):.4f}", f"{float(it.kl.max()):.4f}"
+            else:
+                klm = klx = ""
+            self.stats.line(f"{it.index},{it.time:.4f},{it.fg_fraction:.6f},{klm},{klx},{len(it.blobs)},"
+                            f"{int(it.ev.in_motion)},{int(it.lightswitch)},{it.event_id or ''}")
+        if self.snap_dir is not None and it.ev.is_peak:
+            self._peak = (it.frame, it.blobs)
+        if self.clip_dir is not None:
+            self._clip_frame(it)
+        for ev in it.ev.ended:
+            self._end_event(ev)
+
+    def _clip_frame(self, it: Item) -> None:
+        for t in list(self._tails):
+            t[0].write(it.frame)
+            t[1] -= 1
+            if t[1] <= 0:
+                t[0].close()
+                self._tails.remove(t)
+        self._ring.append((it.index, it.frame))
+        ev = it.ev.started
+        if ev is not None:
+            self._clip = VideoSink(self.clip_dir / f"event-{ev.id:04d}.mp4", self.fps, color=True)
+            for idx, f in self._ring:
+                if idx >= ev.start_frame - self.pre:
+                    self._clip.write(f)
+            return
+        if self._clip is None:
+            return
+        if it.ev.in_motion:
+            for f in self._clip_pending:
+                self._clip.write(f)
+            self._clip_pending.clear()
+            self._clip.write(it.frame)
+        elif not it.ev.ended:
+            self._clip_pending.append(it.frame)
+            if len(self._clip_pending) > self.max_pending:   # bounded memory: long gaps stay in the clip
+                self._clip.write(self._clip_pending.pop(0))
+
+    def _end_event(self, ev: Event) -> None:
+        rec = ev.to_dict()
+        if self.snap_dir is not None and self._peak is not None:
+            frame, blobs = self._peak
+            img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0, boxes=blobs)
+            p = write_image(self.snap_dir / f"event-{ev.id:04d}.jpg", img)
+            rec["snapshot"] = str(p.relative_to(self.snap_dir.parent))
+            self._peak = None
+        if self.clip_dir is not None and self._clip is not None:
+            clip, pending = self._clip, self._clip_pending
+            self._clip, self._clip_pending = None, []
+            for f in pending[: self.post]:
+                clip.write(f)
+            left = self.post - min(self.post, len(pending))
+            rec["clip"] = str(clip.path.relative_to(self.clip_dir.parent))
+            if left > 0:
+                self._tails.append([clip, left])
+            else:
+                clip.close()
+        if self.events is not None:
+            self.events.line(json.dumps(rec))
+
+    def close(self, ok: bool) -> list[str]:
+        out = []
+        clips = ([self._clip] if self._clip is not None else []) + [t[0] for t in self._tails]
+        for s in self.sinks + clips:
+            try:
+                p = s.close(ok)
+            except Exception as e:  # keep closing the others
+                log.warning("%s", e)
+                continue
+            if p is not None and s not in clips:
+                out.append(str(p))
+        return out
+
+
+# ============================================================================ one input
+def open_input(spec: str, opt: Options, stop: threading.Event) -> Source:
+    kind = classify(spec)
+    if kind in ("camera", "stream"):
+        from .streams import ReconnectingSource, open_live
+        first = open_live(spec, opt.stream_timeout)
+        if opt.reconnect:
+            return ReconnectingSource(spec, opt.reconnect_attempts, opt.reconnect_delay, timeout=opt.stream_timeout,
+                                      stop=stop, first=first)
+        return first
+    return open_source(spec)
+
+
+def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
+                  stop: threading.Event | None = None, progress: Callable | None = None) -> InputReport:
+    """Process one input into ``out_dir``.  Returns a report; a bad input is a report
+    with status 'failed' and a one-line message, not an exception."""
+    stop = stop or threading.Event()
+    rep = InputReport(input=str(spec), out_dir=str(out_dir), name=Path(out_dir).name)
+    t0 = time.perf_counter()
+    try:
+        _process(spec, Path(out_dir), params, opt, stop, progress, rep)
+    except KLMotionError as e:
+        rep.status, rep.message = "failed", str(e)
+    rep.seconds = time.perf_counter() - t0 if not rep.seconds else rep.seconds
+    return rep
+
+
+def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, rep: InputReport) -> None:
+    paths = output_paths(out_dir, opt)
+    check_new(paths.values(), opt.force)
+    src = open_input(spec, opt, stop)
+    info = src.info
+    live = info.kind in ("camera", "stream")
+    rep.expected_frames = info.total_frames
+    if progress is not None:
+        progress(0, info.total_frames if not opt.max_frames else min(opt.max_frames, info.total_frames or opt.max_frames))
+    fps = info.fps
+    detector = make_detector(opt.method, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k in ("snapshots", "clips"):
+        if k in paths and paths[k].exists() and opt.force:
+            import shutil
+            shutil.rmtree(paths[k])
+    outputs = Outputs(paths, opt, fps, params)
+    events = EventDetector(params, info.width * info.height)
+    light = LightSwitch(params.lightswitch_fraction, settle_frames_for(params, fps))
+    reader = ReaderThread(src, opt.queue_size, stop)
+    writer = WriterThread(outputs.handle, opt.queue_size)
+    shape = None
+    n = 0
+    start_wall = time.time()
+    t_live0 = None
+    ok = True
+    try:
+        tstart = time.perf_counter()
+        for frame in reader:
+            if stop.is_set():
+                break
+            if shape is not None and frame.shape != shape:
+                log.warning("%s: frame size changed from %dx%d to %dx%d at frame %d; model reset",
+                            info.name, shape[1], shape[0], frame.shape[1], frame.shape[0], n + 1)
+                rep.resets += 1
+                detector.reset()
+                light.reset()
+                ended = events.finish()
+                if ended:
+                    writer.put(_end_only(ended, n))
+                events.set_frame_area(frame.shape[0] * frame.shape[1])
+            shape = frame.shape
+            n += 1
+            if live:
+                now = time.perf_counter()
+                t_live0 = now if t_live0 is None else t_live0
+                t = now - t_live0
+            else:
+                t = (n - 1) / fps
+            r = detector.apply(frame)
+            mask = r.mask
+            area = sum(b.area for b in r.blobs)
+            npx = mask.shape[0] * mask.shape[1]
+            changed = cv2.countNonZero(mask) / npx
+            switched, suppressed = light.check(changed)
+            if switched:
+                log.info("%s: light switch at frame %d (%.0f%% of the frame changed); re-learning",
+                         info.name, n, 100 * changed)
+                detector.relearn()
+            fe = events.update(n, t, area, r.blobs, suppressed)
+            act = events.active
+            writer.put(Item(n, t, frame, mask, getattr(r, "kl", None), r.blobs, area / npx, fe,
+                            switched, suppressed, act.id if act is not None else 0))
+            if progress is not None:
+                progress(1, None)
+            if opt.max_frames and n >= opt.max_frames:
+                break
+        rep.seconds = time.perf_counter() - tstart
+    except BaseException:
+        ok = False
+        raise
+    finally:
+        reader.close()
+        err = reader.error
+        src.close()
+        ended = events.finish()
+        try:
+            if ended:
+                writer.put(_end_only(ended, n))
+            writer.close()
+        finally:
+            rep.outputs = outputs.close(ok)
+        rep.frames = n
+        rep.events = len(events.events)
+        rep.lightswitches = light.count
+        if ok:
+            _finish_report(rep, info, err, stop, opt, src)
+            summary = dict(rep.to_dict(), started=start_wall, params=params.to_dict(),
+                           source=dict(kind=info.kind, width=info.width, height=info.height, fps=fps))
+            p = paths["summary"]
+            tmp = p.with_name("summary.part.json")
+            tmp.write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
+            tmp.replace(p)
+
+
+def _end_only(ended: list[Event], n: int) -> Item:
+    fe = FrameEvents(False, False, None, list(ended))
+    return _EndItem(fe)
+
+
+@dataclass
+class _EndItem:
+    ev: FrameEvents
+
+
+def _finish_report(rep: InputReport, info, err, stop, opt: Options, src) -> None:
+    n = rep.frames
+    if stop.is_set():
+        rep.status, rep.message = "interrupted", f"interrupted after {n} frames; outputs closed"
+        return
+    if err is not None:
+        rep.status = "truncated" if n else "failed"
+        rep.message = f"read error after {n} frames: {err}"
+        return
+    if info.kind in ("camera", "stream"):
+        if opt.max_frames and n >= opt.max_frames:
+            rep.status, rep.message = "ok", f"stopped after --max-frames {n}"
+        else:
+            gave_up = getattr(src, "gave_up", False)
+            rep.status = "ended"
+            rep.message = f"stream ended after {n} frames" + (" (reconnect gave up)" if gave_up else "")
+        return
+    total = info.total_frames
+    if opt.max_frames and n >= opt.max_frames:
+        return
+    if total and info.kind == "file" and n < total - max(2, int(0.02 * total)):
+        rep.status = "truncated"
+        rep.message = (f"video ended early: read {n} of {total} frames (truncated or corrupt file); "
+                       "outputs cover what was read")

@@ -1,0 +1,283 @@
+"""`kl-motion process`: headless processing of files, image folders, cameras and streams.
+
+Each input's outputs go to their own folder under ``--out``.  Several inputs run one
+after another, or in ``--jobs N`` worker processes; a bad input never stops the
+others, a summary table ends the run and the exit code is non-zero if any failed.
+The first Ctrl-C stops cleanly (outputs are closed and stay playable); a second one
+aborts.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .errors import KLMotionError, OutputError
+
+EXIT_FAILED = 2
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("kl_motion")
+
+# FFmpeg and OpenCV would print their own warnings (decoder errors, missing cameras) on
+# stderr; a user gets our one-line messages instead.  Set before any capture is opened.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video file, image folder (natural order; a CDnet input/ folder works), camera index "
+                        "(0) or stream URL (rtsp://, http://, udp://)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder; each input gets DIR/NAME/")
+    o = p.add_argument_group("outputs (mask video, stats and events are on by default)")
+    o.add_argument("--mask", action=argparse.BooleanOptionalAction, default=True,
+                   help="lossless mask video mask.mkv (FFV1; 0 background, 127 shadow, 255 foreground)")
+    o.add_argument("--mask-format", choices=("mkv", "png"), default="mkv",
+                   help="mkv: one FFV1 video (default); png: a folder mask/maskNNNNNN.png")
+    o.add_argument("--overlay", action="store_true", help="overlay.mp4: the frame with the mask tinted and boxes")
+    o.add_argument("--bins", action="store_true", help="CDnet results bin/binNNNNNN.png (0/255) for CDnet's scorer")
+    o.add_argument("--stats", action=argparse.BooleanOptionalAction, default=True,
+                   help="stats.csv: frame, time, fg fraction, mean/max KL, blobs, motion flag")
+    o.add_argument("--events", action=argparse.BooleanOptionalAction, default=True,
+                   help="events.jsonl: one JSON line per motion event")
+    o.add_argument("--snapshots", action="store_true", help="snapshots/event-NNNN.jpg: the peak frame of each event")
+    o.add_argument("--clips", action="store_true",
+                   help="clips/event-NNNN.mp4: each event with pre_capture/post_capture seconds around it")
+    o.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    r = p.add_argument_group("running")
+    r.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="process inputs in N parallel processes")
+    r.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop each input after N frames (0 = all)")
+    r.add_argument("--method", default="kl", choices=("kl", "mog2", "knn"),
+                   help="detector: kl (kl_motion, default) or an OpenCV reference subtractor")
+    r.add_argument("--reconnect", action="store_true", help="cameras/streams: reconnect with backoff when they drop")
+    r.add_argument("--reconnect-attempts", type=int, default=0, metavar="N",
+                   help="give up after N failed reconnects in a row (0 = never)")
+    r.add_argument("--reconnect-delay", type=float, default=0.5, metavar="S",
+                   help="first reconnect delay in seconds; doubles up to 30 s")
+    r.add_argument("--stream-timeout", type=float, default=10.0, metavar="S", help="stream open/read timeout (s)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary; only warnings and errors")
+    r.add_argument("-v", "--verbose", action="store_true", help="more log messages")
+
+
+# ---------------------------------------------------------------------------- logging
+class _Fmt(logging.Formatter):
+    def format(self, rec):
+        lvl = "" if rec.levelno == logging.INFO else rec.levelname.lower() + ": "
+        return f"kl-motion: {lvl}{rec.getMessage()}"
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    log.handlers[:] = []
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(_Fmt())
+    log.addHandler(h)
+    log.propagate = False
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    try:
+        import cv2
+        cv2.setLogLevel(0)  # silent
+    except Exception:  # pragma: no cover
+        pass
+
+
+# ---------------------------------------------------------------------------- helpers
+def _options(args):
+    from .pipeline import Options
+    return Options(mask=args.mask, mask_format=args.mask_format, overlay=args.overlay, bins=args.bins,
+                   stats=args.stats, events=args.events, snapshots=args.snapshots, clips=args.clips,
+                   force=args.force, method=args.method, max_frames=max(0, args.max_frames),
+                   reconnect=args.reconnect, reconnect_attempts=max(0, args.reconnect_attempts),
+                   reconnect_delay=max(0.01, args.reconnect_delay), stream_timeout=max(0.1, args.stream_timeout))
+
+
+def _names(inputs: list[str]) -> list[str]:
+    from .pipeline import input_name
+    seen: dict[str, int] = {}
+    out = []
+    for spec in inputs:
+        n = input_name(spec)
+        k = seen.get(n, 0) + 1
+        seen[n] = k
+        out.append(n if k == 1 else f"{n}-{k}")
+    return out
+
+
+_stop_global = None
+
+
+def _worker_init(stop, threads: int, quiet: bool, verbose: bool) -> None:
+    global _stop_global
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent asks us to stop via `stop`
+    _stop_global = stop
+    setup_logging(quiet, verbose)
+    try:
+        import numba
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _worker(spec: str, out_dir: str, params, opt):
+    from .pipeline import process_input
+    return process_input(spec, out_dir, params, opt, stop=_stop_global)
+
+
+def _bar(quiet: bool, total, desc: str, unit: str = "frame"):
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------- run
+def run(args) -> int:
+    from .cli import params_from_args
+    from .pipeline import process_input
+    from .postprocess import zone_mask
+
+    setup_logging(args.quiet, args.verbose)
+    params = params_from_args(args)
+    zone_mask(params, 8, 8)            # a bad zone_mask image is a parameter error, up front
+    if args.jobs < 1:
+        raise KLMotionError("--jobs must be at least 1")
+    opt = _options(args)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"output folder {out} is not writable")
+    inputs = [str(s) for s in args.inputs]
+    names = _names(inputs)
+    dirs = [str(out / n) for n in names]
+
+    stop = threading.Event() if args.jobs == 1 or len(inputs) == 1 else None
+    reports = []
+    interrupted = False
+
+    if stop is not None:
+        def on_sigint(signum, frame):
+            if stop.is_set():
+                raise KeyboardInterrupt
+            stop.set()
+            log.warning("stopping: closing outputs (Ctrl-C again to abort)")
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            for spec, d in zip(inputs, dirs):
+                if stop.is_set():
+                    break
+                bar = _bar(args.quiet, None, Path(d).name)
+
+                def progress(k, total, bar=bar):
+                    if bar is None:
+                        return
+                    if total is not None:
+                        bar.total = total
+                        bar.refresh()
+                    bar.update(k)
+
+                try:
+                    rep = process_input(spec, d, params, opt, stop=stop, progress=progress)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                _report_one(rep, args.quiet)
+                reports.append(rep)
+        finally:
+            signal.signal(signal.SIGINT, old)
+        interrupted = stop.is_set()
+    else:
+        interrupted = _run_parallel(args, inputs, dirs, params, opt, reports)
+
+    if len(inputs) > 1 and not args.quiet:
+        print(format_summary(reports))
+    if interrupted or any(r.status == "interrupted" for r in reports):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(r.failed for r in reports) else 0
+
+
+def _run_parallel(args, inputs, dirs, params, opt, reports) -> bool:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .pipeline import InputReport
+
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    jobs = min(args.jobs, len(inputs))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    interrupted = False
+    bar = _bar(args.quiet, len(inputs), "inputs", unit="input")
+    by_spec = {}
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(stop, threads, args.quiet, args.verbose)) as ex:
+        futs = {ex.submit(_worker, s, d, params, opt): (s, d) for s, d in zip(inputs, dirs)}
+        pending = set(futs)
+        while pending:
+            try:
+                for f in as_completed(pending):
+                    pending.discard(f)
+                    s, d = futs[f]
+                    try:
+                        rep = f.result()
+                    except Exception as e:  # a crashed worker is one failed input
+                        rep = InputReport(input=s, out_dir=d, name=Path(d).name, status="failed",
+                                          message=f"internal error: {type(e).__name__}: {e}")
+                    by_spec[f] = rep
+                    _report_one(rep, args.quiet)
+                    if bar is not None:
+                        bar.update(1)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                stop.set()
+                log.warning("stopping: closing outputs (Ctrl-C again to abort)")
+                for f in pending:
+                    f.cancel()
+                pending = {f for f in pending if not f.cancelled()}
+    if bar is not None:
+        bar.close()
+    for f in futs:
+        if f in by_spec:
+            reports.append(by_spec[f])
+        else:
+            s, d = futs[f]
+            reports.append(InputReport(input=s, out_dir=d, name=Path(d).name, status="interrupted",
+                                       message="not started"))
+    return interrupted
+
+
+def _report_one(rep, quiet: bool) -> None:
+    if rep.status in ("failed", "truncated"):
+        msg = rep.message
+        if rep.input not in msg:
+            msg = f"{rep.input}: {msg}"
+        print(f"kl-motion: error: {msg}", file=sys.stderr)
+    elif rep.status == "interrupted":
+        log.warning("%s: %s", rep.input, rep.message)
+    else:
+        extra = f"; {rep.message}" if rep.message else ""
+        log.info("%s: %d frames in %.1f s (%.1f fps), %d events -> %s%s", rep.input, rep.frames, rep.seconds,
+                 rep.fps, rep.events, rep.out_dir, extra)
+
+
+def format_summary(reports) -> str:
+    rows = [("input", "status", "frames", "fps", "events", "message")]
+    for r in reports:
+        rows.append((r.input, r.status, str(r.frames), f"{r.fps:.1f}", str(r.events), r.message))
+    w = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w[j]) if j < 5 else c for j, c in enumerate(row)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * x for x in w) + "  -------")
+    ok = sum(not r.failed and r.status != "interrupted" for r in reports)
+    lines.append(f"{ok} of {len(reports)} inputs processed without error")
+    return "\n".join(lines)

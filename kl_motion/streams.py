@@ -1,0 +1,80 @@
+"""Live sources (cameras, stream URLs) that reconnect with backoff when they drop."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .errors import SourceError
+from .sources import CaptureSource, Source, classify
+
+log = logging.getLogger("kl_motion")
+
+
+def open_live(spec: str, timeout: float = 10.0) -> CaptureSource:
+    kind = classify(spec)
+    if kind == "camera":
+        return CaptureSource(int(spec), "camera", open_timeout=timeout)
+    return CaptureSource(str(spec), "stream", open_timeout=timeout)
+
+
+class ReconnectingSource(Source):
+    """Wraps a camera or stream: when a read fails, reopen it after a delay that
+    doubles from ``delay`` up to ``max_delay``.  Gives up after ``attempts``
+    consecutive failed reopenings (0 = never) and then ends like a finished video.
+    ``stop`` (a threading.Event-like object) interrupts the waiting."""
+
+    def __init__(self, spec: str, attempts: int = 0, delay: float = 0.5, max_delay: float = 30.0,
+                 timeout: float = 10.0, stop: threading.Event | None = None, first: CaptureSource | None = None):
+        self.spec = str(spec)
+        self.attempts = attempts
+        self.delay, self.max_delay, self.timeout = delay, max_delay, timeout
+        self.stop = stop or threading.Event()
+        self.src = first or open_live(self.spec, timeout)
+        self.info = self.src.info
+        self.frames_read = 0
+        self.reconnects = 0
+        self.gave_up = False
+
+    def read(self):
+        while True:
+            f = self.src.read() if self.src is not None else None
+            if f is not None:
+                self.frames_read += 1
+                return f
+            if self.src is not None:
+                self.src.close()
+                self.src = None
+                log.warning("%s: stream dropped after %d frames; reconnecting", self.spec, self.frames_read)
+            if not self._reconnect():
+                return None
+
+    def _reconnect(self) -> bool:
+        delay, tries = self.delay, 0
+        while not self.stop.is_set():
+            if self.attempts and tries >= self.attempts:
+                log.warning("%s: giving up after %d reconnect attempts", self.spec, tries)
+                self.gave_up = True
+                return False
+            if self.stop.wait(delay):
+                return False
+            tries += 1
+            try:
+                self.src = open_live(self.spec, self.timeout)
+            except SourceError as e:
+                log.info("%s: reconnect attempt %d failed: %s", self.spec, tries, e)
+                delay = min(self.max_delay, delay * 2)
+                continue
+            self.reconnects += 1
+            log.warning("%s: reconnected (attempt %d)", self.spec, tries)
+            return True
+        return False
+
+    def close(self):
+        if self.src is not None:
+            self.src.close()
+            self.src = None
+
+
+def wallclock() -> float:
+    return time.time()
