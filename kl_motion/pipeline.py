@@ -38,6 +38,7 @@ from .sources import Source, classify, open_source
 log = logging.getLogger("kl_motion")
 
 _END = object()
+WARMUP_FRAMES = 1     # frames after a (re)start that never count as motion
 STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
 
 
@@ -476,7 +477,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     reader = ReaderThread(src, opt.queue_size, stop)
     writer = WriterThread(outputs.handle, opt.queue_size)
     shape = None
-    n = 0
+    n = since_reset = 0
     start_wall = time.time()
     t_live0 = None
     ok = True
@@ -491,6 +492,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
                 rep.resets += 1
                 detector.reset()
                 light.reset()
+                since_reset = 0
                 ended = events.finish()
                 if ended:
                     writer.put(_end_only(ended, n))
@@ -507,11 +509,13 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             mask = r.mask
             area = sum(b.area for b in r.blobs)
             npx = mask.shape[0] * mask.shape[1]
-            changed = cv2.countNonZero(mask) / npx
-            switched, suppressed = light.check(changed)
+            since_reset += 1
+            if since_reset <= WARMUP_FRAMES:   # no background yet: neither motion nor light switch
+                switched, suppressed = False, True
+            else:
+                switched, suppressed = light.check(cv2.countNonZero(mask) / npx)
             if switched:
-                log.info("%s: light switch at frame %d (%.0f%% of the frame changed); re-learning",
-                         info.name, n, 100 * changed)
+                log.info("%s: light switch at frame %d; re-learning", info.name, n)
                 detector.relearn()
             fe = events.update(n, t, area, r.blobs, suppressed)
             act = events.active

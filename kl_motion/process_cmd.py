@@ -81,7 +81,7 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     try:
         import cv2
-        cv2.setLogLevel(0)  # silent
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except Exception:  # pragma: no cover
         pass
 
