@@ -88,8 +88,8 @@ class Composer:
     def heatmap(kl: np.ndarray, vmax: float, scale_bar: bool = True) -> np.ndarray:
         v = cv2.convertScaleAbs(kl, alpha=255.0 / max(vmax, 1e-6))
         out = cv2.applyColorMap(v, cv2.COLORMAP_TURBO)
-        if scale_bar:
-            h, w = out.shape[:2]
+        h, w = out.shape[:2]
+        if scale_bar and h >= 60 and w >= 80:
             bh = max(40, min(h - 8, h // 2))
             bw = 40 if w >= 200 else 24
             bar = colour_scale(bh, vmax, width=bw)

@@ -216,8 +216,14 @@ class VideoView(QWidget):
         self.zoneFinished.emit(kind, pts)
         return True
 
-    def _frame_point(self, pos) -> tuple[float, float] | None:
-        f = self.widget_to_frame(pos)
+    def _frame_point(self, pos, margin: float = 12.0) -> tuple[float, float] | None:
+        """Frame fractions for a zone vertex; clicks just outside the picture snap to its edge."""
+        r = self.image_rect()
+        if not r.adjusted(-margin, -margin, margin, margin).contains(pos):
+            return None
+        x = min(max(pos.x(), r.left()), r.right())
+        y = min(max(pos.y(), r.top()), r.bottom())
+        f = self.widget_to_frame(QPointF(x, y))
         if f is None:
             return None
         return min(max(f[0], 0.0), 1.0), min(max(f[1], 0.0), 1.0)

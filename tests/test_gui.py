@@ -1,0 +1,329 @@
+"""Viewer tests (pytest-qt, offscreen). Keep them fast: the demo clip is 320x240."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
+
+from kl_motion import MotionModel, Params  # noqa: E402
+from kl_motion.gui import controls as controls_mod  # noqa: E402
+from kl_motion.gui.compose import MODES, Composer, ViewSettings, grid_to_frame  # noqa: E402
+from kl_motion.gui.main_window import MainWindow, demo_path  # noqa: E402
+from kl_motion.gui.worker import running_threads  # noqa: E402
+
+DEMO = demo_path()
+pytestmark = pytest.mark.skipif(DEMO is None, reason="demo clip not installed")
+WAIT = 15000  # ms; generous for a loaded 2-core CI box
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_jit():
+    """Compile (or load) the numba kernels before any timed wait starts."""
+    m = MotionModel()
+    f = np.zeros((24, 32, 3), np.uint8)
+    m.apply(f)
+    m.apply(f)
+    m.background()
+
+
+@pytest.fixture
+def make_window(qtbot):
+    made = []
+
+    def make(source=DEMO, playing=True, speed=0.0, **kw):
+        w = MainWindow(Params(), str(source) if source is not None else None, playing=playing, speed=speed, **kw)
+        w.testing = True
+        qtbot.addWidget(w)
+        w.resize(900, 600)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.shutdown()
+
+
+def wait_position(qtbot, w, pos):
+    qtbot.waitUntil(lambda: w.packet is not None and w.packet.position >= pos, timeout=WAIT)
+
+
+def wait_new_packet(qtbot, w, old):
+    qtbot.waitUntil(lambda: w.packet is not None and w.packet is not old and w.packet.model_ms > 0, timeout=WAIT)
+    return w.packet
+
+
+def pause_at(qtbot, w, pos):
+    """Play (at max speed) until frame ``pos``, then pause and wait until the worker is idle."""
+    wait_position(qtbot, w, pos)
+    w.set_playing(False)
+    qtbot.waitUntil(lambda: not w.worker.playing, timeout=WAIT)
+    # let a frame that was in flight land
+    qtbot.wait(50)
+    return w.packet
+
+
+def step_and_get(qtbot, w):
+    old = w.packet
+    w.step(1)
+    return wait_new_packet(qtbot, w, old)
+
+
+# ---------------------------------------------------------------------------- window & frames
+def test_window_opens_on_demo_and_shows_frames(make_window, qtbot):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.frames_shown >= 10, timeout=WAIT)
+    assert w.info is not None and (w.info.width, w.info.height) == (320, 240)
+    assert w.view.image_size() == (320, 240)
+    assert w.view.paints > 0
+    assert w.last_error == ""
+    w._update_status()
+    assert "fps" in w.st_source.text()
+    assert "ms" in w.st_proc.text()
+    assert "%" in w.st_fg.text()
+
+
+def test_all_view_modes_render(make_window, qtbot):
+    w = make_window()
+    pause_at(qtbot, w, 20)
+    for mode in MODES:
+        old = w.packet
+        w.set_mode(mode)
+        qtbot.waitUntil(lambda: w.packet is not old, timeout=WAIT)
+        assert w.packet.image.shape == (240, 320, 3)
+        assert w.view.grid == (mode == "grid")
+    # mask mode shows the mask itself
+    w.set_mode("mask")
+    old = w.packet
+    qtbot.waitUntil(lambda: w.packet is not old, timeout=WAIT)
+    assert np.array_equal(w.packet.image[:, :, 0], w.packet.result.mask)
+
+
+def test_hover_shows_kl_value(make_window, qtbot):
+    w = make_window()
+    pause_at(qtbot, w, 10)
+    pt = w.view.frame_to_widget(0.5, 0.5)
+    qtbot.mouseMove(w.view, pt.toPoint())
+    w._on_hover(0.5, 0.5)  # offscreen mouse moves are not always delivered; call the slot as well
+    assert "KL" in w.hover_text()
+    kl = w.packet.result.kl[120, 160]
+    assert f"{kl:.2f}" in w.hover_text()
+
+
+# ---------------------------------------------------------------------------- two-way binding
+def test_controls_bind_both_ways_without_echo(make_window, qtbot):
+    w = make_window(playing=False)
+    row = w.controls.row("kl_threshold")
+    edits = []
+    w.controls.paramChanged.connect(lambda n, v: edits.append((n, v)))
+    # slider -> params
+    row.slider.setValue(row.mapping.to_pos(50.0))
+    assert edits and edits[-1][0] == "kl_threshold"
+    assert abs(w.params.kl_threshold - 50.0) < 0.6
+    assert abs(row.spin.value() - w.params.kl_threshold) < 1e-9
+    # params -> slider, with no echo back as an edit
+    n = len(edits)
+    w.set_params(kl_threshold=12.0, min_area=40, detect_shadows=False)
+    assert row.spin.value() == 12.0
+    assert row.slider.value() == row.mapping.to_pos(12.0)
+    assert w.controls.row("min_area").spin.value() == 40
+    assert w.controls.row("detect_shadows").check.isChecked() is False
+    assert len(edits) == n
+    # the panel is generated from the table: exactly the gui=True entries
+    from kl_motion.params import spec
+    assert set(w.controls.rows) == {r["name"] for r in spec() if r["gui"]}
+
+
+def test_invalid_combination_is_refused_and_widget_restored(make_window, qtbot):
+    w = make_window(playing=False)
+    w.set_params(var_max=50.0)
+    row = w.controls.row("var_min")
+    row.spin.setValue(100.0)           # var_min > var_max: ParameterError
+    assert w.params.var_min <= w.params.var_max
+    assert row.spin.value() == w.params.var_min
+
+
+def test_log_slider_mapping_round_trips():
+    m = controls_mod.Mapping(0, 500, log=True)
+    for v in (0.0, 1.0, 6.0, 100.0, 500.0):
+        assert abs(m.to_value(m.to_pos(v)) - v) <= max(0.01 * v, 0.01)
+    assert controls_mod.wants_log(0, 500) and controls_mod.wants_log(1, 100000)
+    assert not controls_mod.wants_log(0.0, 1.0)
+
+
+def test_threshold_slider_changes_next_mask(make_window, qtbot):
+    w = make_window()
+    pause_at(qtbot, w, 40)
+    before = step_and_get(qtbot, w)
+    fg_before = int(np.count_nonzero(before.result.mask == 255))
+    assert fg_before > 0
+    row = w.controls.row("kl_threshold")
+    row.slider.setValue(controls_mod.SLIDER_STEPS)   # the maximum (500)
+    assert w.params.kl_threshold == 500.0
+    after = step_and_get(qtbot, w)
+    assert int(np.count_nonzero(after.result.mask == 255)) < fg_before
+    assert int(np.count_nonzero(after.result.mask == 255)) == 0
+
+
+# ---------------------------------------------------------------------------- presets, snapshot, record
+def test_preset_save_and_load_round_trip(make_window, qtbot, tmp_path):
+    w = make_window(playing=False)
+    w.set_params(kl_threshold=17.5, history=250, detect_shadows=False, min_area=99,
+                 ignore_zones=[[[0.1, 0.1], [0.4, 0.1], [0.4, 0.4]]])
+    saved = w.params
+    path = tmp_path / "preset.toml"
+    assert w.save_preset(str(path)) == str(path)
+    # the CLI reads the same file
+    assert Params.load(path) == saved
+    w.restore_defaults()
+    w.set_params(ignore_zones=[])
+    assert w.params != saved
+    loaded = w.load_preset(str(path))
+    assert loaded == saved and w.params == saved
+    assert w.controls.row("kl_threshold").spin.value() == 17.5
+    assert w.controls.row("detect_shadows").check.isChecked() is False
+    assert w.view.zones["ignore"] == [[(0.1, 0.1), (0.4, 0.1), (0.4, 0.4)]]
+
+
+def test_bad_preset_shows_error(make_window, qtbot, tmp_path):
+    w = make_window(playing=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("kl_threshold = -3\n")
+    before = w.params
+    assert w.load_preset(str(bad)) is None
+    assert "kl_threshold" in w.last_error and w.params == before
+
+
+def test_snapshot_and_recording(make_window, qtbot, tmp_path):
+    import cv2
+    w = make_window()
+    wait_position(qtbot, w, 5)
+    snap = tmp_path / "snap.png"
+    assert w.save_snapshot(str(snap)) == str(snap)
+    img = cv2.imread(str(snap))
+    assert img is not None and img.shape == (240, 320, 3)
+    rec = tmp_path / "rec.avi"
+    w.seek(0)
+    w.start_recording(str(rec))
+    qtbot.waitUntil(lambda: w.worker.recording is not None, timeout=WAIT)
+    n0 = w.worker.frames_processed
+    qtbot.waitUntil(lambda: w.worker.frames_processed >= n0 + 10, timeout=WAIT)
+    w.stop_recording()
+    qtbot.waitUntil(lambda: w.worker.recording is None, timeout=WAIT)
+    cap = cv2.VideoCapture(str(rec))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert frames >= 5
+
+
+# ---------------------------------------------------------------------------- zones
+def test_zone_drawn_with_mouse_removes_motion_inside(make_window, qtbot):
+    w = make_window()
+    pause_at(qtbot, w, 40)
+    before = step_and_get(qtbot, w)
+    left = before.result.mask[:, :150]
+    assert np.count_nonzero(left == 255) > 0
+    w.draw_zone("ignore")
+    assert w.view.drawing == "ignore"
+    for fx, fy in ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)):
+        qtbot.mouseClick(w.view, Qt.LeftButton, pos=w.view.frame_to_widget(fx, fy).toPoint())
+    assert len(w.view.points) == 4
+    qtbot.mouseClick(w.view, Qt.RightButton, pos=w.view.frame_to_widget(0.2, 0.5).toPoint())
+    assert w.view.drawing == ""
+    zones = w.params.ignore_zones
+    assert len(zones) == 1 and len(zones[0]) == 4
+    xs = [pt[0] for pt in zones[0]]
+    assert min(xs) <= 0.01 and 0.49 <= max(xs) <= 0.51
+    after = step_and_get(qtbot, w)
+    assert np.count_nonzero(after.result.mask[:, :150] == 255) == 0
+    # the zone is in the preset
+    w.clear_zones()
+    assert w.params.ignore_zones == []
+
+
+def test_include_zone_by_keyboard_close(make_window, qtbot):
+    w = make_window(playing=False)
+    w.draw_zone("include")
+    for fx, fy in ((0.6, 0.1), (0.9, 0.1), (0.9, 0.9)):
+        qtbot.mouseClick(w.view, Qt.LeftButton, pos=w.view.frame_to_widget(fx, fy).toPoint())
+    qtbot.keyClick(w.view, Qt.Key_Return)
+    assert len(w.params.include_zones) == 1
+    w.remove_last_zone()
+    assert w.params.include_zones == []
+
+
+# ---------------------------------------------------------------------------- errors & shutdown
+def test_bad_sources_show_message_and_app_stays_usable(make_window, qtbot, tmp_path):
+    w = make_window(source=tmp_path / "missing.mp4")
+    qtbot.waitUntil(lambda: "no such file" in w.last_error, timeout=WAIT)
+    assert "Cannot open" in w.view.message
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    w.open_source(str(junk))
+    qtbot.waitUntil(lambda: "junk.mp4" in w.last_error, timeout=WAIT)
+    w.open_demo()
+    qtbot.waitUntil(lambda: w.frames_shown >= 3, timeout=WAIT)
+    assert w.view.message == ""
+
+
+def test_playback_seek_and_step_back(make_window, qtbot):
+    w = make_window()
+    pause_at(qtbot, w, 30)
+    old = w.packet
+    w.seek(100)
+    qtbot.waitUntil(lambda: w.packet is not old and w.packet.position == 100, timeout=WAIT)
+    assert w.seekbar.value() == 100
+    old = w.packet
+    w.step(-1)
+    qtbot.waitUntil(lambda: w.packet is not old and w.packet.position == 99, timeout=WAIT)
+    # keyboard: space resumes playback
+    w.activateWindow()
+    w.toggle_play()
+    qtbot.waitUntil(lambda: w.packet.position > 105, timeout=WAIT)
+
+
+def test_closing_stops_every_thread(make_window, qtbot):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.frames_shown >= 3, timeout=WAIT)
+    assert running_threads()
+    worker = w.worker
+    w.close()
+    assert not worker.thread.is_alive()
+    assert running_threads() == []
+
+
+# ---------------------------------------------------------------------------- no Qt in the core
+def test_core_does_not_import_qt():
+    code = ("import sys, kl_motion, kl_motion.cli, kl_motion.model, kl_motion.sources, kl_motion.overlay, "
+            "kl_motion.params\nassert not [m for m in sys.modules if m.startswith('PySide6')], 'Qt imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_composer_modes_without_qt():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    m = MotionModel()
+    m.apply(frame)
+    r = m.apply(np.roll(frame, 5, axis=1))
+    c = Composer()
+    for mode in MODES:
+        img = c.compose(frame, r, ViewSettings(mode=mode, outlines=True, boxes=True), m.background())
+        assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+    # overlay tints foreground pixels only
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:20, 10:20] = 255
+    out = c.overlay(frame, mask, ViewSettings(opacity=1.0, color=(0, 0, 255)))
+    assert (out[10:20, 10:20] == (0, 0, 255)).all()
+    assert np.array_equal(out[30:, 30:], frame[30:, 30:])
+    assert grid_to_frame(32 + 16, 24 + 12, 64, 48) == (32.0, 24.0)
