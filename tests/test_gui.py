@@ -327,3 +327,57 @@ def test_composer_modes_without_qt():
     assert (out[10:20, 10:20] == (0, 0, 255)).all()
     assert np.array_equal(out[30:, 30:], frame[30:, 30:])
     assert grid_to_frame(32 + 16, 24 + 12, 64, 48) == (32.0, 24.0)
+
+
+# ---------------------------------------------------------------------------- live sources
+from kl_motion.sources import Source  # noqa: E402
+
+
+class FakeCamera(Source):
+    """A live source (kind 'camera') that the test can stall, resume or lose."""
+
+    def __init__(self, frames_before_stall=5):
+        import threading
+        from kl_motion.sources import VideoInfo
+        self.info = VideoInfo(64, 48, 30.0, None, "camera", "fake camera")
+        self.go = threading.Event()
+        self.go.set()
+        self.stall_after = frames_before_stall
+        self.lost = False
+        self.closed = False
+        self.n = 0
+        self.rng = np.random.default_rng(1)
+
+    def read(self):
+        import time
+        if self.n >= self.stall_after:
+            self.go.wait()
+        if self.lost or self.closed:
+            return None
+        self.n += 1
+        time.sleep(0.01)
+        return self.rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+
+    def close(self):
+        self.closed = True
+        self.go.set()
+
+
+def test_stalled_and_lost_camera_show_message_not_freeze(make_window, qtbot):
+    cam = FakeCamera()
+    w = make_window(source=None)
+    w.stall_timeout = 0.5
+    cam.go.clear()
+    w.open_source(cam)
+    # the grabber keeps only the newest frame, so fewer frames are shown than read
+    qtbot.waitUntil(lambda: w.frames_shown >= 1 and cam.n >= 5, timeout=WAIT)
+    assert w.worker.live and not w.btn_step.isEnabled()
+    qtbot.waitUntil(lambda: "No frames" in w.view.message or "No new frames" in w.view.message, timeout=WAIT)
+    n = w.frames_shown
+    cam.go.set()                                   # frames come again: the message goes
+    qtbot.waitUntil(lambda: w.frames_shown > n + 2 and w.view.message == "", timeout=WAIT)
+    cam.lost = True                                # the camera disappears
+    qtbot.waitUntil(lambda: "Lost" in w.view.message, timeout=WAIT)
+    w.close()
+    assert running_threads() == []
+    assert cam.closed

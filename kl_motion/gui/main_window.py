@@ -301,10 +301,12 @@ class MainWindow(QMainWindow):
         self.packet = None
         self.info = None
         self.view.set_image(None)
-        self.view.set_message(f"Opening {spec} ...")
-        self.setWindowTitle(f"kl-motion viewer - {spec}")
+        name = getattr(getattr(spec, "info", None), "name", spec)
+        self.view.set_message(f"Opening {name} ...")
+        self.setWindowTitle(f"kl-motion viewer - {name}")
         self.model = MotionModel(self.model.params)
-        w = Worker(spec, self.model, self.settings, playing=self._start_playing, speed=self._speed)
+        w = Worker(spec, self.model, self.settings, playing=self._start_playing, speed=self._speed,
+                   stall_timeout=self.stall_timeout)
         w.opened.connect(self._on_opened)
         w.failed.connect(self._on_failed)
         w.frameReady.connect(self._on_frame)
@@ -592,7 +594,8 @@ class MainWindow(QMainWindow):
         if not self.testing:
             QMessageBox.warning(self, "kl-motion", msg)
 
-    testing = False   # tests set this to avoid modal dialogs
+    testing = False       # tests set this to avoid modal dialogs
+    stall_timeout = 3.0   # seconds without a frame before a live source is reported as stalled
 
     # ================================================================== snapshot / record
     def save_snapshot(self, path: str | None = None) -> str | None:

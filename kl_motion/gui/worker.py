@@ -64,6 +64,13 @@ class _Grabber:
         self.thread.start()
 
     def _run(self):
+        try:
+            self._loop()
+        finally:
+            if self._stop.is_set():
+                _close_quietly(self.src)
+
+    def _loop(self):
         t_prev = None
         while not self._stop.is_set():
             try:
@@ -232,17 +239,17 @@ class Worker(QObject):
             self.message.emit(f"Processing stopped: {type(e).__name__}: {e}")
         finally:
             self._close_writer()
-            if self._grabber is not None:
-                self._grabber.stop(0.5)
-            if self.source is not None:
-                try:
-                    self.source.close()
-                except Exception:
-                    pass
+            g = self._grabber
+            if g is not None:
+                g.stop(0.5)
+            # a grabber still blocked in read() closes the source itself when the read returns
+            # (releasing a capture under a running read is not safe)
+            if self.source is not None and (g is None or not g.thread.is_alive()):
+                _close_quietly(self.source)
 
     def _open(self) -> bool:
         try:
-            self.source = open_source(self.spec)
+            self.source = self.spec if isinstance(self.spec, Source) else open_source(self.spec)
         except KLMotionError as e:
             self.failed.emit(str(e))
             return False
@@ -345,7 +352,7 @@ class Worker(QObject):
     def _lost(self) -> bool:
         """A live source ended: say so and try to reopen it until stopped. False = give up (stopping)."""
         name = self.info.name
-        if not self.reconnect:
+        if not self.reconnect or isinstance(self.spec, Source):
             self.message.emit(f"Lost {name}")
             self._stop.wait()
             return False
@@ -356,10 +363,7 @@ class Worker(QObject):
             if self._grabber is not None:
                 self._grabber.stop(0.2)
                 self._grabber = None
-            try:
-                self.source.close()
-            except Exception:
-                pass
+            _close_quietly(self.source)
             try:
                 self.source = open_source(self.spec)
             except KLMotionError:
@@ -445,6 +449,13 @@ class Worker(QObject):
         if self._rec_path is not None:
             self._rec_path = None
             self.recordingChanged.emit("")
+
+
+def _close_quietly(src: Source) -> None:
+    try:
+        src.close()
+    except Exception:
+        pass
 
 
 def running_threads() -> list[threading.Thread]:
