@@ -46,6 +46,13 @@ def run(args) -> int:
     app.setApplicationName("kl-motion")
     win = MainWindow(params, source)
     win.show()
+    # Ctrl+C in the terminal closes the window (Qt's loop would otherwise hold the signal back)
+    import signal
+    from PySide6.QtCore import QTimer
+    signal.signal(signal.SIGINT, lambda *_: win.close())
+    wake = QTimer(win)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     try:
         return int(app.exec())
     finally:
