@@ -185,8 +185,8 @@ class MotionModel:
                      np.float32(alpha), first, np.float32(p.match_sigma ** 2), np.float32(p.background_ratio),
                      np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
-                     p.pool_radius, np.float32(p.current_rate), np.float32(p.current_var_floor),
-                     np.float32(p.kl_threshold), p.detect_shadows, np.float32(p.shadow_low),
+                     p.pool_radius, np.float32(p.current_rate),
+                     np.float32(p.kl_threshold), p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma))
         zone = self._zone_for(w, h)
         area_scale = (h * w) / float(H * W)
