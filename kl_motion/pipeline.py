@@ -289,6 +289,37 @@ def output_paths(out_dir: Path, opt: Options) -> dict[str, Path]:
 
 
 # ============================================================================ writer side
+class Tinter:
+    """The overlay picture (same look as overlay.draw_overlay: foreground tinted red,
+    shadow blue, boxes green) with cached tint images and masked copies: cheaper per frame."""
+
+    def __init__(self, color=(0, 0, 255), shadow_color=(255, 128, 0), opacity: float = 0.45, box_color=(0, 255, 0)):
+        self.cols = ((255, color), (127, shadow_color))
+        self.a = opacity
+        self.box_color = box_color
+        self._tints: dict = {}
+
+    def __call__(self, frame: np.ndarray, mask: np.ndarray, boxes=()) -> np.ndarray:
+        if frame.ndim == 2 or frame.shape[2] == 1:
+            out = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+        else:
+            out = frame.copy()
+        if mask.shape != out.shape[:2]:
+            mask = cv2.resize(mask, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
+        for value, col in self.cols:
+            sel = cv2.compare(mask, value, cv2.CMP_EQ)
+            if not cv2.countNonZero(sel):
+                continue
+            key = (out.shape, col)
+            tint = self._tints.get(key)
+            if tint is None:
+                tint = self._tints[key] = np.full(out.shape, col, np.uint8)
+            cv2.copyTo(cv2.addWeighted(out, 1.0 - self.a, tint, self.a, 0.0), sel, out)
+        for b in boxes:
+            cv2.rectangle(out, (int(b.x), int(b.y)), (int(b.x + b.w - 1), int(b.y + b.h - 1)), self.box_color, 2)
+        return out
+
+
 @dataclass
 class Item:
     index: int                      # 1-based frame number
@@ -337,6 +368,7 @@ class Outputs:
         self._clip_pending: list[np.ndarray] = []
         self._tails: list[list] = []            # [sink, frames still to write]
         self.max_pending = max(self.post, int(30 * fps))
+        self.tint = Tinter()
 
     # -- per frame
     def handle(self, it) -> None:
@@ -349,7 +381,7 @@ class Outputs:
         if self.bins is not None:
             self.bins.write(it.mask)
         if self.overlay is not None:
-            self.overlay.write(draw_overlay(it.frame, it.mask, boxes=it.blobs))
+            self.overlay.write(self.tint(it.frame, it.mask, it.blobs))
         if self.stats is not None:
             if it.kl is not None:
                 klm, klx = f"{float(it.kl.mean()):.4f}", f"{float(it.kl.max()):.4f}"
@@ -446,6 +478,9 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     with status 'failed' and a one-line message, not an exception."""
     stop = stop or threading.Event()
     rep = InputReport(input=str(spec), out_dir=str(out_dir), name=Path(out_dir).name)
+    if stop.is_set():
+        rep.status, rep.message = "interrupted", "not started"
+        return rep
     t0 = time.perf_counter()
     try:
         _process(spec, Path(out_dir), params, opt, stop, progress, rep)

@@ -158,18 +158,26 @@ def run(args) -> int:
     names = _names(inputs)
     dirs = [str(out / n) for n in names]
 
-    stop = threading.Event() if args.jobs == 1 or len(inputs) == 1 else None
+    parallel = args.jobs > 1 and len(inputs) > 1
+    if parallel:
+        import multiprocessing as mp
+        ctx = mp.get_context("spawn")
+        stop = ctx.Event()
+    else:
+        ctx, stop = None, threading.Event()
     reports = []
-    interrupted = False
 
-    if stop is not None:
-        def on_sigint(signum, frame):
-            if stop.is_set():
-                raise KeyboardInterrupt
-            stop.set()
-            log.warning("stopping: closing outputs (Ctrl-C again to abort)")
-        old = signal.signal(signal.SIGINT, on_sigint)
-        try:
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("stopping: closing outputs (Ctrl-C again to abort)")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if parallel:
+            _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports)
+        else:
             for spec, d in zip(inputs, dirs):
                 if stop.is_set():
                     break
@@ -190,11 +198,16 @@ def run(args) -> int:
                         bar.close()
                 _report_one(rep, args.quiet)
                 reports.append(rep)
-        finally:
-            signal.signal(signal.SIGINT, old)
-        interrupted = stop.is_set()
-    else:
-        interrupted = _run_parallel(args, inputs, dirs, params, opt, reports)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    interrupted = stop.is_set()
+    if interrupted:
+        from .pipeline import InputReport
+        done = {r.out_dir for r in reports}
+        for spec, d in zip(inputs, dirs):
+            if d not in done:
+                reports.append(InputReport(input=spec, out_dir=d, name=Path(d).name, status="interrupted",
+                                           message="not started"))
 
     if len(inputs) > 1 and not args.quiet:
         print(format_summary(reports))
@@ -203,55 +216,31 @@ def run(args) -> int:
     return EXIT_FAILED if any(r.failed for r in reports) else 0
 
 
-def _run_parallel(args, inputs, dirs, params, opt, reports) -> bool:
-    import multiprocessing as mp
+def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from .pipeline import InputReport
 
-    ctx = mp.get_context("spawn")
-    stop = ctx.Event()
     jobs = min(args.jobs, len(inputs))
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    interrupted = False
     bar = _bar(args.quiet, len(inputs), "inputs", unit="input")
-    by_spec = {}
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(stop, threads, args.quiet, args.verbose)) as ex:
         futs = {ex.submit(_worker, s, d, params, opt): (s, d) for s, d in zip(inputs, dirs)}
-        pending = set(futs)
-        while pending:
+        for f in as_completed(futs):
+            s, d = futs[f]
             try:
-                for f in as_completed(pending):
-                    pending.discard(f)
-                    s, d = futs[f]
-                    try:
-                        rep = f.result()
-                    except Exception as e:  # a crashed worker is one failed input
-                        rep = InputReport(input=s, out_dir=d, name=Path(d).name, status="failed",
-                                          message=f"internal error: {type(e).__name__}: {e}")
-                    by_spec[f] = rep
-                    _report_one(rep, args.quiet)
-                    if bar is not None:
-                        bar.update(1)
-            except KeyboardInterrupt:
-                if interrupted:
-                    raise
-                interrupted = True
-                stop.set()
-                log.warning("stopping: closing outputs (Ctrl-C again to abort)")
-                for f in pending:
-                    f.cancel()
-                pending = {f for f in pending if not f.cancelled()}
+                rep = f.result()
+            except Exception as e:  # a crashed worker is one failed input
+                rep = InputReport(input=s, out_dir=d, name=Path(d).name, status="failed",
+                                  message=f"internal error: {type(e).__name__}: {e}")
+            _report_one(rep, args.quiet)
+            reports.append(rep)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
-    for f in futs:
-        if f in by_spec:
-            reports.append(by_spec[f])
-        else:
-            s, d = futs[f]
-            reports.append(InputReport(input=s, out_dir=d, name=Path(d).name, status="interrupted",
-                                       message="not started"))
-    return interrupted
+    order = {s: i for i, s in enumerate(dirs)}
+    reports.sort(key=lambda r: order.get(r.out_dir, 0))
 
 
 def _report_one(rep, quiet: bool) -> None:

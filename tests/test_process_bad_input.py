@@ -150,3 +150,31 @@ def test_sigint_closes_outputs(tmp_path):
     assert count_frames(d / "mask.mkv") == n
     assert count_frames(d / "overlay.mp4") == n
     assert not part_files(d)
+
+
+def test_sigint_with_jobs_stops_every_worker(tmp_path):
+    v = make_video(tmp_path / "long.avi", n=4000, moving=(100, 3900))
+    cmd = [sys.executable, "-m", "kl_motion", "process", str(v), str(v), str(v), "--jobs", "2",
+           "--out", str(tmp_path / "o")]
+    if METHOD:
+        cmd += ["--method", METHOD]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        parts = list((tmp_path / "o").glob("*/stats.part.csv"))
+        if len(parts) == 2 and all(q.stat().st_size > 2000 for q in parts):
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    statuses = [line.split()[1] for line in out.splitlines() if "long.avi" in line]
+    assert statuses == ["interrupted"] * 3, out       # two stopped mid-way, one not started
+    assert out.count("not started") == 1
+    for name in ("long", "long-2"):
+        d = tmp_path / "o" / name
+        n = len(read_stats(d / "stats.csv"))
+        assert 0 < n < 4000 and count_frames(d / "mask.mkv") == n
+        assert not part_files(d)
+    assert not (tmp_path / "o" / "long-3").exists()
