@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import math
+import os
 import queue
 import re
 import threading
@@ -369,6 +369,7 @@ class Outputs:
         self._tails: list[list] = []            # [sink, frames still to write]
         self.max_pending = max(self.post, int(30 * fps))
         self.tint = Tinter()
+        self.wall0: float | None = None
 
     # -- per frame
     def handle(self, it) -> None:
@@ -425,6 +426,9 @@ class Outputs:
 
     def _end_event(self, ev: Event) -> None:
         rec = ev.to_dict()
+        if self.wall0 is not None:    # live sources: wall-clock times too
+            rec["start_utc"] = _utc(self.wall0 + ev.start_time)
+            rec["end_utc"] = _utc(self.wall0 + ev.end_time)
         if self.snap_dir is not None and self._peak is not None:
             frame, blobs = self._peak
             img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0, boxes=blobs)
@@ -486,6 +490,12 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
         _process(spec, Path(out_dir), params, opt, stop, progress, rep)
     except KLMotionError as e:
         rep.status, rep.message = "failed", str(e)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a bug must not stop the other inputs of a batch
+        if os.environ.get("KL_MOTION_DEBUG"):
+            raise
+        rep.status, rep.message = "failed", f"internal error: {type(e).__name__}: {e}"
     rep.seconds = time.perf_counter() - t0 if not rep.seconds else rep.seconds
     return rep
 
@@ -536,7 +546,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             n += 1
             if live:
                 now = time.perf_counter()
-                t_live0 = now if t_live0 is None else t_live0
+                if t_live0 is None:
+                    t_live0, outputs.wall0 = now, time.time()
                 t = now - t_live0
             else:
                 t = (n - 1) / fps
@@ -586,6 +597,11 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             tmp = p.with_name("summary.part.json")
             tmp.write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
             tmp.replace(p)
+
+
+def _utc(t: float) -> str:
+    import datetime
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _end_only(ended: list[Event], n: int) -> Item:

@@ -132,7 +132,7 @@ def _bar(quiet: bool, total, desc: str, unit: str = "frame"):
     if quiet or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- run
