@@ -217,6 +217,13 @@ def machine() -> dict:
                 numpy=np.__version__, python=platform.python_version(), loadavg_at_start=load)
 
 
+def _layer() -> str:
+    try:
+        return numba.threading_layer()
+    except ValueError:          # no parallel region has run yet
+        return "(not started)"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="sequence folder (CDnet layout) or image folder")
@@ -240,6 +247,9 @@ def main(argv=None) -> int:
     print(f"cpu: {info['cpu']}  nproc: {info['nproc']}  numba threads: {info['numba_threads']}  "
           f"opencv threads: {info['opencv_threads']}  loadavg: {info['loadavg_at_start']}")
     print(f"numba {info['numba']}  opencv {info['opencv']}  numpy {info['numpy']}  python {info['python']}")
+    import kl_motion
+    info["kl_motion"] = str(Path(kl_motion.__file__).parent)
+    print(f"kl_motion from {info['kl_motion']}  threading layer: {_layer()}")
     frames0 = load_frames(args.data, args.distinct, args.start)
     print(f"frames: {len(frames0)} distinct from {args.data} (from index {args.start}), cycled; "
           f"warm-up {args.warmup}, median of {args.frames}")
@@ -248,6 +258,12 @@ def main(argv=None) -> int:
     print("\nms/frame (median)  kl_motion = MotionModel.apply (update + KL + labels + cleanup)")
     print(f"{'size':<11} {'kl_motion':>9} {'MOG2':>9} {'KNN':>9} {'kl/MOG2':>10} {'kl/KNN':>9}")
     result["table"] = bench_sizes(frames0, parse_sizes(args.sizes), args.frames, args.warmup)
+    info["threading_layer"] = _layer()
+    try:
+        info["loadavg_after_table"] = os.getloadavg()
+    except OSError:
+        pass
+    print(f"numba threading layer: {info['threading_layer']}  loadavg now: {info.get('loadavg_after_table')}")
     bpp = result["table"][0]["state_bytes_per_pixel"]
     result["state_bytes_per_pixel"] = bpp
     print(f"\nmodel state: {bpp:.1f} bytes per pixel (MotionModel.state_bytes_per_pixel, default parameters)")

@@ -31,14 +31,14 @@ class StepParams:
     match_t2: float = 2.5 ** 2
     bg_ratio: float = 0.9
     var_init: float = 15.0
-    var_min: float = 4.0
+    var_min: float = 9.0
     var_max: float = 75.0
     c_prior: float = 0.05
     fg_factor: float = 0.1
     pool_r: int = 1
     beta: float = 0.7
-    cvar_floor: float = 9.0
     kl_thr: float = 6.0
+    nb_r: int = 1
     shadows: bool = True
     sh_lo: float = 0.45
     sh_hi: float = 0.95
@@ -110,11 +110,11 @@ def background_components(gmm: np.ndarray, nmodes: np.ndarray, bg_ratio: float) 
 
 def kl_to_background(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, p: StepParams
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel: min over the background components of KL(current || component), and
+    """Per pixel: min over its own background components of KL(current || component), and
     the argmin (the first on ties; -1 and KL 0 where there are no components).
-    The current variance is floored at cvar_floor."""
+    The current variance is floored at var_min (the one noise floor)."""
     C = cur.shape[2] - 1
-    s_c = np.maximum(cur[..., C], p.f32("cvar_floor"))
+    s_c = np.maximum(cur[..., C], p.f32("var_min"))
     g = gmm.astype(np.float64)
     use = background_components(gmm, nmodes, p.f32("bg_ratio"))
     s_b = np.where(use, g[..., 1], 1.0)            # unused slots: any positive variance
@@ -126,6 +126,30 @@ def kl_to_background(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, p: St
     best_k[none] = -1
     best[none] = 0.0
     return best, best_k
+
+
+def neighbour_kl(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, own: np.ndarray, own_k: np.ndarray,
+                 p: StepParams) -> np.ndarray:
+    """Neighbour test: where the pixel's own background does not explain it (own KL > kl_thr),
+    the main (heaviest) component of every neighbour within nb_r (clipped at the border) is
+    tried too; the smallest KL is kept.  Returns the per-pixel score kl_px."""
+    H, W, _ = cur.shape
+    C = cur.shape[2] - 1
+    out = own.copy()
+    r = p.nb_r
+    if r <= 0:
+        return out
+    s_c = np.maximum(cur[..., C], p.f32("var_min"))
+    g = gmm.astype(np.float64)
+    todo = (own_k >= 0) & (own > p.f32("kl_thr"))
+    for y, x in zip(*np.nonzero(todo)):
+        for qy in range(max(y - r, 0), min(y + r, H - 1) + 1):
+            for qx in range(max(x - r, 0), min(x + r, W - 1) + 1):
+                if (qy, qx) == (y, x) or nmodes[qy, qx] == 0:
+                    continue
+                d = float(kl_isotropic(cur[y, x, :C], s_c[y, x], g[qy, qx, 0, 2:2 + C], g[qy, qx, 0, 1]))
+                out[y, x] = min(out[y, x], d)
+    return out
 
 
 def shadow_test(cur: np.ndarray, gmm: np.ndarray, best_k: np.ndarray, p: StepParams
@@ -165,7 +189,7 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
 
     1. The first component (in weight order) within match_sigma standard deviations
        (|x - mu|^2 < match_t2 * var * C) matches:
-         w <- (1-a) w + a - a*c_prior;  rho = a / w;  mu <- mu + rho (x - mu);
+         w <- (1-a) w + a - a*c_prior;  rho = min(a / w, 1);  mu <- mu + rho (x - mu);
          var <- clip(var + rho (|x - mu_old|^2 / C - var), var_min, var_max)
        every other component: w <- (1-a) w - a*c_prior.
     2. Prune: drop trailing components (lightest) with w < a*c_prior, never the matched one.
@@ -187,7 +211,7 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
         if matched < 0 and d2 < match_t2 * c[1] * C:
             matched = k
             w = (1.0 - a) * c[0] + a - prune
-            rho = a / w
+            rho = min(a / w, 1.0)
             c[2:] = [c[2 + i] + rho * (x[i] - c[2 + i]) for i in range(C)]
             c[1] = min(max(c[1] + rho * (d2 / C - c[1]), var_min), var_max)
             c[0] = w
@@ -220,10 +244,11 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
     return comps
 
 
-def learning_rate(best: float, best_k: int, p: StepParams) -> float:
-    """alpha, times fg_factor where the pixel's own KL says foreground."""
+def learning_rate(label: int, misfit: bool, shadow: bool, p: StepParams) -> float:
+    """alpha, times fg_factor where the label is 255 or the pixel's own background does not
+    explain it (and it is not shadow-like)."""
     a = p.f32("alpha")
-    if best_k >= 0 and best > p.f32("kl_thr"):
+    if label == 255 or (misfit and not shadow):
         a = a * p.f32("fg_factor")
     return a
 
@@ -241,7 +266,8 @@ def pool_mean(kl_px: np.ndarray, r: int) -> np.ndarray:
 
 
 def labels(kl_out: np.ndarray, shadow: np.ndarray, kl_thr: float) -> np.ndarray:
-    """255 where pooled KL > threshold, 127 there if shadow-like, else 0."""
+    """255 where pooled KL > threshold, 127 there if shadow-like (shadow is only tested
+    where the pixel's own background does not explain it), else 0."""
     out = np.zeros(kl_out.shape, np.uint8)
     fg = kl_out > kl_thr
     out[fg] = 255
@@ -255,29 +281,40 @@ class StepResult:
     gmm: np.ndarray      # float32 (H, W, K, 2+C) (entries past nmodes are zero)
     nmodes: np.ndarray   # uint8 (H, W)
     cur: np.ndarray      # float32 (H, W, C+1)
-    kl_px: np.ndarray    # float64 (H, W)
+    kl_px: np.ndarray    # float64 (H, W): own KL, or the neighbour test's minimum
     kl_out: np.ndarray   # float64 (H, W)
     raw: np.ndarray      # uint8 (H, W) 0/127/255
-    best_k: np.ndarray   # int (H, W)
-    shadow: np.ndarray   # bool (H, W)
-    shadow_margin: np.ndarray  # float (H, W): distance to the shadow test's boundaries
+    best_k: np.ndarray   # int (H, W): own best background component (-1: none)
+    own_kl: np.ndarray   # float64 (H, W): KL to the own background alone
+    misfit: np.ndarray   # bool (H, W): own KL > kl_thr
+    shadow: np.ndarray   # bool (H, W): misfit and shadow-like
+    tie: np.ndarray      # bool (H, W): a decision of this pixel sits on its boundary (float32 ties)
 
 
 def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray, p: StepParams,
          stats: dict | None = None) -> StepResult:
     """One frame; the inputs are not modified.  frame: uint8 (H, W, C).
-    ``stats`` (optional dict) counts the mixture-update paths taken (see update_mixture_pixel)."""
+    ``stats`` (optional dict) counts the mixture-update paths taken (see update_mixture_pixel).
+
+    Everything of the score is computed from the mixture BEFORE this frame's update."""
     H, W, C = frame.shape
     K = gmm.shape[2]
+    thr = p.f32("kl_thr")
     cur_new = update_current(frame, cur, p)
-    best, best_k = kl_to_background(cur_new, gmm, nmodes, p)
+    own, best_k = kl_to_background(cur_new, gmm, nmodes, p)
+    misfit = (best_k >= 0) & (own > thr)
     shadow, shadow_margin = shadow_test(cur_new, gmm, best_k, p)
+    shadow &= misfit
+    kl_px = neighbour_kl(cur_new, gmm, nmodes, own, best_k, p)
+    kl_out = pool_mean(kl_px.astype(np.float32), p.pool_r)
+    raw = labels(kl_out, shadow, thr)
+    tie = (np.abs(own - thr) <= 1e-4 * max(thr, 1.0)) | ((shadow_margin <= 1e-4) & misfit)
     gmm_new = np.zeros_like(gmm)
     nm_new = nmodes.copy()
     for y in range(H):
         for x in range(W):
             n = int(nmodes[y, x])
-            a = learning_rate(float(best[y, x]), int(best_k[y, x]), p)
+            a = learning_rate(int(raw[y, x]), bool(misfit[y, x]), bool(shadow[y, x]), p)
             if a <= 0.0:
                 gmm_new[y, x, :n] = gmm[y, x, :n]
                 continue
@@ -286,9 +323,8 @@ def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray
             if comps:
                 gmm_new[y, x, :len(comps)] = np.array(comps, np.float64)
             nm_new[y, x] = len(comps)
-    kl_out = pool_mean(best.astype(np.float32), p.pool_r)
-    raw = labels(kl_out, shadow, p.f32("kl_thr"))
-    return StepResult(gmm_new, nm_new, cur_new.astype(np.float32), best, kl_out, raw, best_k, shadow, shadow_margin)
+    return StepResult(gmm_new, nm_new, cur_new.astype(np.float32), kl_px, kl_out, raw, best_k, own, misfit,
+                      shadow, tie)
 
 
 def background_image(gmm: np.ndarray, nmodes: np.ndarray, C: int) -> np.ndarray:
@@ -305,6 +341,6 @@ def params_for_frame(params, n: int, first: bool) -> StepParams:
         alpha=max(1.0 / params.history, 1.0 / n), first=first, match_t2=params.match_sigma ** 2,
         bg_ratio=params.background_ratio, var_init=params.var_init, var_min=params.var_min,
         var_max=params.var_max, c_prior=params.complexity_prior, fg_factor=params.fg_learn_factor,
-        pool_r=params.pool_radius, beta=params.current_rate, cvar_floor=params.current_var_floor,
-        kl_thr=params.kl_threshold, shadows=params.detect_shadows, sh_lo=params.shadow_low,
+        pool_r=params.pool_radius, beta=params.current_rate, kl_thr=params.kl_threshold,
+        nb_r=params.neighbour_radius, shadows=params.detect_shadows, sh_lo=params.shadow_low,
         sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma)
