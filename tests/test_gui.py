@@ -381,3 +381,26 @@ def test_stalled_and_lost_camera_show_message_not_freeze(make_window, qtbot):
     w.close()
     assert running_threads() == []
     assert cam.closed
+
+
+# ---------------------------------------------------------------------------- PySide6 6.12.0 emit() leak
+def test_emit_helper_keeps_true_alive():
+    """PySide6 6.12.0's Signal.emit() drops a reference to True per call (the interpreter
+    aborts after a few thousand); kl_motion.gui.qtcompat.emit gives it back."""
+    from kl_motion.gui import qtcompat
+    o = qtcompat._Probe()
+    o.sig.connect(lambda: None)
+    before = sys.getrefcount(True)
+    for _ in range(5000):
+        qtcompat.emit(o.sig)
+    assert sys.getrefcount(True) - before >= -50
+
+
+def test_gui_code_emits_only_through_the_helper():
+    import re
+    from pathlib import Path
+    import kl_motion.gui as g
+    for f in Path(g.__file__).parent.glob("*.py"):
+        if f.name == "qtcompat.py":
+            continue
+        assert not re.search(r"\.emit\(", f.read_text()), f"{f.name}: use qtcompat.emit(signal, ...)"

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox
                                QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget, QSizePolicy)
 
 from ..params import Params, spec
+from .qtcompat import emit
 
 SLIDER_STEPS = 1000
 GROUP_ORDER = ("detection", "cleanup", "model", "events")
@@ -72,7 +73,7 @@ class ParamRow(QWidget):
         self.slider = self.spin = self.check = None
         if self.type is bool:
             self.check = QCheckBox(self)
-            self.check.toggled.connect(lambda v: self.edited.emit(self.name, bool(v)))
+            self.check.toggled.connect(lambda v: emit(self.edited, self.name, bool(v)))
             lay.addWidget(self.check)
             lay.addStretch(1)
             return
@@ -106,12 +107,12 @@ class ParamRow(QWidget):
         v = int(round(v)) if self.type is int else round(v, self.spin.decimals())
         with QSignalBlocker(self.spin):
             self.spin.setValue(v)
-        self.edited.emit(self.name, self.spin.value())
+        emit(self.edited, self.name, self.spin.value())
 
     def _from_spin(self, v):
         with QSignalBlocker(self.slider):
             self.slider.setValue(self.mapping.to_pos(v))
-        self.edited.emit(self.name, int(v) if self.type is int else float(v))
+        emit(self.edited, self.name, int(v) if self.type is int else float(v))
 
     # programmatic -------------------------------------------------------
     def set_value(self, v) -> None:

@@ -27,6 +27,7 @@ from ..errors import FrameError, KLMotionError, SourceError
 from ..model import FrameResult, MotionModel
 from ..sources import Source, VideoInfo, open_source
 from .compose import Composer, ViewSettings
+from .qtcompat import emit
 
 THREAD_PREFIX = "kl-motion-"
 LIVE_KINDS = ("camera", "stream")
@@ -176,7 +177,7 @@ class Worker(QObject):
     def set_playing(self, playing: bool):
         self._playing = bool(playing)
         self._wake.set()
-        self.stateChanged.emit(self._playing)
+        emit(self.stateChanged, self._playing)
 
     def step(self, n: int = 1):
         """Process the next frame (n=1) or go back one (n=-1) while paused."""
@@ -236,7 +237,7 @@ class Worker(QObject):
         try:
             self._run()
         except Exception as e:  # never die silently: tell the window
-            self.message.emit(f"Processing stopped: {type(e).__name__}: {e}")
+            emit(self.message, f"Processing stopped: {type(e).__name__}: {e}")
         finally:
             self._close_writer()
             g = self._grabber
@@ -251,10 +252,10 @@ class Worker(QObject):
         try:
             self.source = self.spec if isinstance(self.spec, Source) else open_source(self.spec)
         except KLMotionError as e:
-            self.failed.emit(str(e))
+            emit(self.failed, str(e))
             return False
         except Exception as e:
-            self.failed.emit(f"{self.spec}: cannot open ({type(e).__name__}: {e})")
+            emit(self.failed, f"{self.spec}: cannot open ({type(e).__name__}: {e})")
             return False
         self.info = self.source.info
         if self.live:
@@ -267,7 +268,7 @@ class Worker(QObject):
         if self._stop.is_set():
             return
         self.model.reset()
-        self.opened.emit(self.info)
+        emit(self.opened, self.info)
         next_due = time.perf_counter()
         stalled_shown = False
         while not self._stop.is_set():
@@ -283,7 +284,7 @@ class Worker(QObject):
                     self.source.seek(seek)
                     self.position = seek - 1
                 except SourceError as e:
-                    self.message.emit(str(e))
+                    emit(self.message, str(e))
             if not (self._playing or stepping):
                 if self._recompose:
                     self._recompose = False
@@ -310,7 +311,7 @@ class Worker(QObject):
                         continue
                     # stalled: no frame within the timeout
                     if not stalled_shown and time.perf_counter() - (g.last_time if g else t0) > self.stall_timeout:
-                        self.message.emit(f"No frames from {self.info.name} for {self.stall_timeout:g} s "
+                        emit(self.message, f"No frames from {self.info.name} for {self.stall_timeout:g} s "
                                           "(stalled?) - waiting")
                         stalled_shown = True
                     continue
@@ -319,11 +320,11 @@ class Worker(QObject):
                     self._steps = 0
                 if self._playing:
                     self._playing = False
-                    self.stateChanged.emit(False)
-                self.message.emit("End of video")
+                    emit(self.stateChanged, False)
+                emit(self.message, "End of video")
                 continue
             if stalled_shown:
-                self.message.emit("")
+                emit(self.message, "")
                 stalled_shown = False
             if stepping:
                 with self._lock:
@@ -346,20 +347,20 @@ class Worker(QObject):
         try:
             return self.source.read()
         except Exception as e:
-            self.message.emit(f"Read error: {e}")
+            emit(self.message, f"Read error: {e}")
             return None
 
     def _lost(self) -> bool:
         """A live source ended: say so and try to reopen it until stopped. False = give up (stopping)."""
         name = self.info.name
         if not self.reconnect or isinstance(self.spec, Source):
-            self.message.emit(f"Lost {name}")
+            emit(self.message, f"Lost {name}")
             self._stop.wait()
             return False
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
-            self.message.emit(f"Lost {name} - reconnecting (attempt {attempt})")
+            emit(self.message, f"Lost {name} - reconnecting (attempt {attempt})")
             if self._grabber is not None:
                 self._grabber.stop(0.2)
                 self._grabber = None
@@ -370,7 +371,7 @@ class Worker(QObject):
                 self._stop.wait(2.0)
                 continue
             self._grabber = _Grabber(self.source, THREAD_PREFIX + "grabber")
-            self.message.emit("")
+            emit(self.message, "")
             return True
         return False
 
@@ -408,10 +409,10 @@ class Worker(QObject):
     def _publish(self, packet: Packet):
         with self._lock:
             self._latest = packet
-            emit = not self._signal_pending
+            notify = not self._signal_pending
             self._signal_pending = True
-        if emit:
-            self.frameReady.emit()
+        if notify:
+            emit(self.frameReady)
 
     # ------------------------------------------------------------------ recording
     def _handle_recording_request(self):
@@ -421,7 +422,7 @@ class Worker(QObject):
         self._close_writer()
         if req:
             self._rec_path = req
-            self.recordingChanged.emit(req)
+            emit(self.recordingChanged, req)
 
     def _write(self, image):
         if self._rec_path is None:
@@ -434,8 +435,8 @@ class Worker(QObject):
             wr = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
             if not wr.isOpened():
                 self._rec_path = None
-                self.recordingChanged.emit("")
-                self.message.emit(f"{path}: cannot write video here")
+                emit(self.recordingChanged, "")
+                emit(self.message, f"{path}: cannot write video here")
                 return
             self._writer, self._writer_size = wr, (w, h)
         if (image.shape[1], image.shape[0]) != self._writer_size:
@@ -448,7 +449,7 @@ class Worker(QObject):
             self._writer = None
         if self._rec_path is not None:
             self._rec_path = None
-            self.recordingChanged.emit("")
+            emit(self.recordingChanged, "")
 
 
 def _close_quietly(src: Source) -> None:
