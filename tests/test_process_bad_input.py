@@ -26,7 +26,7 @@ def one_error(r, *needles):
     return errs[0]
 
 
-@pytest.mark.parametrize("kind", ["missing", "random", "empty", "text"])
+@pytest.mark.parametrize("kind", ["missing", "random", "empty", "text", "noframes"])
 def test_unreadable_inputs(tmp_path, kind):
     p = tmp_path / f"{kind}.mp4"
     if kind == "random":
@@ -35,11 +35,14 @@ def test_unreadable_inputs(tmp_path, kind):
         p.write_bytes(b"")
     elif kind == "text":
         p.write_text("this is not a video\n")
+    elif kind == "noframes":                       # a valid container with no frame in it
+        p = tmp_path / "noframes.avi"
+        cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120)).release()
     r = run_process(p, "--out", tmp_path / "o")
     assert r.returncode == 2
     line = one_error(r, str(p))
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert {"missing": "no such file", "empty": "empty"}.get(kind, "not a video") in line
+    assert {"missing": "no such file", "empty": "empty", "noframes": "no readable frames"}.get(kind, "not a video") in line
     assert not part_files(tmp_path / "o")
 
 
