@@ -38,6 +38,7 @@ from .sources import Source, classify, open_source
 log = logging.getLogger("kl_motion")
 
 _END = object()
+CLIP_MEMORY_BYTES = 256e6   # frames held in memory for event clips (pre-capture / gap), at most
 WARMUP_FRAMES = 1     # frames after a (re)start that never count as motion
 STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
 
@@ -100,14 +101,18 @@ class ReaderThread:
                 return
             yield f
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop reading; True if the reader thread is still stuck in a read after ``timeout``."""
         self._halt.set()
-        try:
-            while True:
-                self.q.get_nowait()
-        except queue.Empty:
-            pass
-        self._t.join(timeout)
+        end = time.monotonic() + timeout
+        while self._t.is_alive() and time.monotonic() < end:
+            try:
+                while True:
+                    self.q.get_nowait()
+            except queue.Empty:
+                pass
+            self._t.join(0.05)
+        return self._t.is_alive()
 
 
 def frames(source: Source, maxsize: int = 8) -> Iterator[np.ndarray]:
@@ -367,7 +372,8 @@ class Outputs:
         self._clip: VideoSink | None = None
         self._clip_pending: list[np.ndarray] = []
         self._tails: list[list] = []            # [sink, frames still to write]
-        self.max_pending = max(self.post, int(30 * fps))
+        self.max_pending = max(self.post, 1)
+        self._budget_set = False
         self.tint = Tinter()
         self.wall0: float | None = None
 
@@ -404,6 +410,13 @@ class Outputs:
             if t[1] <= 0:
                 t[0].close()
                 self._tails.remove(t)
+        if not self._budget_set:        # bound the memory held for clips by bytes, not only frames
+            self._budget_set = True
+            cap = max(1, int(CLIP_MEMORY_BYTES // max(1, it.frame.nbytes)))
+            if self._ring.maxlen and self._ring.maxlen > cap:
+                log.warning("pre_capture limited to %d frames (%.0f MB) for clips", cap, CLIP_MEMORY_BYTES / 1e6)
+                self._ring = collections.deque(maxlen=cap)
+            self.max_pending = max(self.max_pending, cap)
         self._ring.append((it.index, it.frame))
         ev = it.ev.started
         if ev is not None:
@@ -576,9 +589,10 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         ok = False
         raise
     finally:
-        reader.close()
+        alive = reader.close(opt.stream_timeout + 2.0 if live else 5.0)
         err = reader.error
-        src.close()
+        if not alive:   # never release a capture another thread is still reading from
+            src.close()
         ended = events.finish()
         try:
             if ended:
