@@ -257,13 +257,18 @@ class InputReport:
         return d
 
 
+def redact(spec: str) -> str:
+    """A URL as shown to users: a password in it is replaced by ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", str(spec), flags=re.I)
+
+
 def input_name(spec: str) -> str:
     """A folder name for an input's outputs."""
     kind = classify(spec)
     if kind == "camera":
         return f"camera{int(spec)}"
     if kind == "stream":
-        s = re.sub(r"^[a-z]+://", "", str(spec), flags=re.I)
+        s = re.sub(r"^[a-z][a-z0-9+.-]*://([^/@]*@)?", "", str(spec), flags=re.I)
         s = re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")
         return s[:80] or "stream"
     p = Path(str(spec))
@@ -494,7 +499,8 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     """Process one input into ``out_dir``.  Returns a report; a bad input is a report
     with status 'failed' and a one-line message, not an exception."""
     stop = stop or threading.Event()
-    rep = InputReport(input=str(spec), out_dir=str(out_dir), name=Path(out_dir).name)
+    shown = redact(spec)
+    rep = InputReport(input=shown, out_dir=str(out_dir), name=Path(out_dir).name)
     if stop.is_set():
         rep.status, rep.message = "interrupted", "not started"
         return rep
@@ -502,7 +508,7 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     try:
         _process(spec, Path(out_dir), params, opt, stop, progress, rep)
     except KLMotionError as e:
-        rep.status, rep.message = "failed", str(e)
+        rep.status, rep.message = "failed", str(e).replace(str(spec), shown)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # a bug must not stop the other inputs of a batch
@@ -546,7 +552,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
                 break
             if shape is not None and frame.shape != shape:
                 log.warning("%s: frame size changed from %dx%d to %dx%d at frame %d; model reset",
-                            info.name, shape[1], shape[0], frame.shape[1], frame.shape[0], n + 1)
+                            redact(info.name), shape[1], shape[0], frame.shape[1], frame.shape[0], n + 1)
                 rep.resets += 1
                 detector.reset()
                 light.reset()
@@ -574,7 +580,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             else:
                 switched, suppressed = light.check(cv2.countNonZero(mask) / npx)
             if switched:
-                log.info("%s: light switch at frame %d; re-learning", info.name, n)
+                log.info("%s: light switch at frame %d; re-learning", redact(info.name), n)
                 detector.relearn()
             fe = events.update(n, t, area, r.blobs, suppressed)
             act = events.active

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from .errors import SourceError
 from .sources import CaptureSource, Source, classify
@@ -26,7 +25,9 @@ class ReconnectingSource(Source):
 
     def __init__(self, spec: str, attempts: int = 0, delay: float = 0.5, max_delay: float = 30.0,
                  timeout: float = 10.0, stop: threading.Event | None = None, first: CaptureSource | None = None):
+        from .pipeline import redact
         self.spec = str(spec)
+        self.shown = redact(self.spec)
         self.attempts = attempts
         self.delay, self.max_delay, self.timeout = delay, max_delay, timeout
         self.stop = stop or threading.Event()
@@ -45,7 +46,7 @@ class ReconnectingSource(Source):
             if self.src is not None:
                 self.src.close()
                 self.src = None
-                log.warning("%s: stream dropped after %d frames; reconnecting", self.spec, self.frames_read)
+                log.warning("%s: stream dropped after %d frames; reconnecting", self.shown, self.frames_read)
             if not self._reconnect():
                 return None
 
@@ -53,7 +54,7 @@ class ReconnectingSource(Source):
         delay, tries = self.delay, 0
         while not self.stop.is_set():
             if self.attempts and tries >= self.attempts:
-                log.warning("%s: giving up after %d reconnect attempts", self.spec, tries)
+                log.warning("%s: giving up after %d reconnect attempts", self.shown, tries)
                 self.gave_up = True
                 return False
             if self.stop.wait(delay):
@@ -62,11 +63,11 @@ class ReconnectingSource(Source):
             try:
                 self.src = open_live(self.spec, self.timeout)
             except SourceError as e:
-                log.info("%s: reconnect attempt %d failed: %s", self.spec, tries, e)
+                log.info("%s: reconnect attempt %d failed", self.shown, tries)
                 delay = min(self.max_delay, delay * 2)
                 continue
             self.reconnects += 1
-            log.warning("%s: reconnected (attempt %d)", self.spec, tries)
+            log.warning("%s: reconnected (attempt %d)", self.shown, tries)
             return True
         return False
 
@@ -75,6 +76,3 @@ class ReconnectingSource(Source):
             self.src.close()
             self.src = None
 
-
-def wallclock() -> float:
-    return time.time()
