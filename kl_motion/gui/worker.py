@@ -149,6 +149,9 @@ class Worker(QObject):
         self._last: tuple | None = None     # (frame, result, position, bg) of the newest processed frame
         self.position = -1
         self.frames_processed = 0
+        self.bg_interval = 0.25
+        self._bg = None
+        self._bg_time = 0.0
         self.thread = threading.Thread(target=self._run_guarded, name=THREAD_PREFIX + "worker", daemon=True)
 
     # ------------------------------------------------------------------ control (any thread)
@@ -276,6 +279,7 @@ class Worker(QObject):
             if self._reset:
                 self._reset = False
                 self.model.reset()
+                self._bg = None
             with self._lock:
                 seek, self._seek = self._seek, None
                 stepping = self._steps > 0
@@ -384,7 +388,7 @@ class Worker(QObject):
             result = self.model.apply(frame)
         t2 = time.perf_counter()
         s = self.settings
-        bg = self.model.background() if s.needs_background else None
+        bg = self._background(t2) if s.needs_background else None
         image = self.composer.compose(frame, result, s, bg)
         t3 = time.perf_counter()
         self._write(image)
@@ -392,6 +396,15 @@ class Worker(QObject):
         self.frames_processed += 1
         self._publish(Packet(image, frame, result, self.position, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                              (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3))
+
+    def _background(self, now: float):
+        """The background image, recomputed at most every ``bg_interval`` s while playing
+        (it changes slowly and costs about as much as a model step at full size)."""
+        if (self._bg is None or not self._playing or now - self._bg_time >= self.bg_interval
+                or self._bg.shape[:2] != self.model.frame_shape[:2]):
+            self._bg = self.model.background()
+            self._bg_time = now
+        return self._bg
 
     def _redraw_last(self):
         if self._last is None:
