@@ -72,6 +72,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--codec", default="mp4v", help="fourcc of the test video (mp4v .mp4, MJPG .avi)")
+    ap.add_argument("--scale", type=float, default=0.5, help="also run kl_motion at this scale (1 = skip)")
     ap.add_argument("--repeat", type=int, default=1, help="run each stage this many times, keep the fastest")
     ap.add_argument("--keep", metavar="DIR", help="keep the test video and outputs in DIR")
     ap.add_argument("--json", metavar="FILE")
@@ -140,14 +141,14 @@ def main() -> int:
     row("mask encode only: PNG sequence", n, sec, f"lossless, {size / 1e3 / n:.1f} kB/frame")
 
     # --- the whole pipeline, in this process (as `kl-motion process` runs it)
-    def pipeline(method, **outs):
+    def pipeline(method, p=params, **outs):
         best = None
         for _ in range(REPEAT):
             out = work / f"out_{method}"
             if out.exists():
                 shutil.rmtree(out)
             opt = Options(method=method, force=True, **outs)
-            rep = process_input(str(video), out, params, opt, stop=threading.Event())
+            rep = process_input(str(video), out, p, opt, stop=threading.Event())
             if rep.failed:
                 raise SystemExit(f"pipeline failed: {rep.message}")
             best = rep if best is None or rep.seconds < best.seconds else best
@@ -183,6 +184,10 @@ def main() -> int:
         pl.make_detector = real
     row("PIPELINE null detector: decode->mask.mkv+events+stats", rep.frames, rep.seconds,
         "pipeline ceiling: everything but the detector")
+    if a.scale < 1.0:
+        rep = pipeline("kl", params.replace(scale=a.scale), mask=True, stats=True, events=True)
+        row(f"PIPELINE kl_motion --scale {a.scale:g}: same outputs", rep.frames, rep.seconds,
+            "model at reduced resolution, mask resized back")
     rep = pipeline("kl", mask=True, stats=True, events=True, overlay=True, bins=True)
     ms = 1000 * rep.seconds / rep.frames
     row("PIPELINE kl_motion: + overlay.mp4 + CDnet bins", rep.frames, rep.seconds,
