@@ -72,9 +72,20 @@ class _Fmt(logging.Formatter):
         return f"kl-motion: {lvl}{rec.getMessage()}"
 
 
+class _TqdmHandler(logging.StreamHandler):
+    """Writes through tqdm.write so messages do not break a progress bar on screen."""
+
+    def emit(self, record):
+        try:
+            from tqdm import tqdm
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover
+            self.handleError(record)
+
+
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     log.handlers[:] = []
-    h = logging.StreamHandler(sys.stderr)
+    h = _TqdmHandler(sys.stderr)
     h.setFormatter(_Fmt())
     log.addHandler(h)
     log.propagate = False
@@ -202,11 +213,11 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, old)
     interrupted = stop.is_set()
     if interrupted:
-        from .pipeline import InputReport
+        from .pipeline import InputReport, redact
         done = {r.out_dir for r in reports}
         for spec, d in zip(inputs, dirs):
             if d not in done:
-                reports.append(InputReport(input=spec, out_dir=d, name=Path(d).name, status="interrupted",
+                reports.append(InputReport(input=redact(spec), out_dir=d, name=Path(d).name, status="interrupted",
                                            message="not started"))
 
     if len(inputs) > 1 and not args.quiet:
