@@ -49,6 +49,7 @@ class Params:
     median_size: int = _p(3, 0, 15, "Median filter size applied to the mask (0 = off; even values are rounded up).", group="cleanup")
     close_size: int = _p(3, 0, 31, "Morphological closing size that fills holes in objects (0 = off).", group="cleanup")
     open_size: int = _p(0, 0, 31, "Morphological opening size that removes specks (0 = off).", group="cleanup")
+    fill_holes: int = _p(0, 0, 1000000, "Holes inside a blob up to this many pixels (at full size) are filled (0 = off).", group="cleanup")
     min_area: int = _p(15, 0, 100000, "Blobs smaller than this many pixels (at full size) are removed.", group="cleanup")
     # --- zones ---------------------------------------------------------------
     ignore_zones: list = _p([], help="Polygons [[x, y], ...] in fractions of width/height (0..1) where motion is ignored.", group="zones", gui=False)

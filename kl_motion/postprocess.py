@@ -66,12 +66,32 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
             keep[i] = 255
             blobs.append(Blob(int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 2]), int(stats[i, 3]), area))
     out = keep[labels]
+    if p.fill_holes > 0 and blobs:
+        _fill_holes(out, p.fill_holes * area_scale)
+        if zone is not None:
+            out[zone == 0] = 0
     if p.detect_shadows:
         shadow = (m == 127)
         if zone is not None:
             shadow &= zone.astype(bool)
         out[shadow & (out == 0)] = 127
     return out, blobs
+
+
+def _fill_holes(fg: np.ndarray, max_area: float) -> None:
+    """Fill (in place, with 255) the holes of fg's blobs of at most max_area pixels.
+
+    A hole is a 4-connected background region that does not touch the image border."""
+    bg = (fg != 255).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bg, connectivity=4)
+    if n <= 2:
+        return
+    H, W = fg.shape
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + w < W) & (y + h < H) & (area <= max_area)
+    inner[0] = False
+    if inner.any():
+        fg[inner[labels]] = 255
 
 
 def zone_mask(p: Params, width: int, height: int) -> np.ndarray | None:
