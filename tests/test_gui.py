@@ -67,16 +67,17 @@ def pause_at(qtbot, w, pos):
     """Play (at max speed) until frame ``pos``, then pause and wait until the worker is idle."""
     wait_position(qtbot, w, pos)
     w.set_playing(False)
-    qtbot.waitUntil(lambda: not w.worker.playing, timeout=WAIT)
-    # let a frame that was in flight land
-    qtbot.wait(50)
+    # wait until a frame that was in flight has landed and been taken by the UI
+    qtbot.waitUntil(lambda: w.worker.idle and w.packet is w.worker.peek(), timeout=WAIT)
     return w.packet
 
 
 def step_and_get(qtbot, w):
     old = w.packet
     w.step(1)
-    return wait_new_packet(qtbot, w, old)
+    wait_new_packet(qtbot, w, old)
+    qtbot.waitUntil(lambda: w.worker.idle and w.packet is w.worker.peek(), timeout=WAIT)
+    return w.packet
 
 
 # ---------------------------------------------------------------------------- window & frames
@@ -411,3 +412,15 @@ def test_gui_code_emits_only_through_the_helper():
         if f.name == "qtcompat.py":
             continue
         assert not re.search(r"\.emit\(", f.read_text()), f"{f.name}: use qtcompat.emit(signal, ...)"
+
+
+def test_end_of_video_pauses_and_restart_plays_again(make_window, qtbot):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.packet is not None and w.packet.position == 149 and not w.worker.playing,
+                    timeout=WAIT)
+    w.step(1)                       # nothing more to read: must not hang or crash
+    qtbot.wait(100)
+    assert w.worker.thread.is_alive()
+    w.seek(0)
+    w.set_playing(True)
+    qtbot.waitUntil(lambda: w.worker.playing and 5 <= w.packet.position < 149, timeout=WAIT)

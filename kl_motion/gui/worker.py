@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,84 @@ class _Grabber:
         self.thread.join(timeout)
 
 
+class _Prefetcher:
+    """For files and folders: decode up to ``depth`` frames ahead in a thread, in order.
+
+    Decoding the next frame overlaps with processing this one.  ``seek`` drops what
+    was read ahead (a generation counter discards frames read before the seek)."""
+
+    def __init__(self, src: Source, name: str, depth: int = 2):
+        self.src = src
+        self.depth = depth
+        self._cond = threading.Condition()
+        self._q: deque = deque()       # (generation, frame | None | Exception)
+        self._gen = 0
+        self._seek: int | None = None
+        self._eof = False
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._stop and self._seek is None and (len(self._q) >= self.depth or self._eof):
+                    self._cond.wait()
+                if self._stop:
+                    return
+                seek, self._seek = self._seek, None
+                gen = self._gen
+            if seek is not None:
+                try:
+                    self.src.seek(seek)
+                except Exception as e:
+                    with self._cond:
+                        if gen == self._gen:
+                            self._q.append((gen, e))
+                            self._cond.notify_all()
+                continue
+            try:
+                f = self.src.read()
+            except Exception as e:
+                f = e
+            with self._cond:
+                if gen == self._gen:          # else a seek came in meanwhile: drop it
+                    self._q.append((gen, f))
+                    self._eof = f is None or isinstance(f, Exception)
+                self._cond.notify_all()
+
+    def read(self):
+        """The next frame; None at the end (or when stopped). Re-raises a read error."""
+        with self._cond:
+            while True:
+                while self._q and self._q[0][0] != self._gen:
+                    self._q.popleft()
+                if self._q:
+                    _, f = self._q.popleft()
+                    self._cond.notify_all()
+                    if isinstance(f, Exception):
+                        raise f
+                    return f
+                if self._stop or self._eof:
+                    return None
+                self._cond.wait(0.5)
+
+    def seek(self, index: int):
+        with self._cond:
+            self._gen += 1
+            self._seek = index
+            self._q.clear()
+            self._eof = False
+            self._cond.notify_all()
+
+    def stop(self, timeout: float = 1.0):
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+
 class Worker(QObject):
     """Owns the reading/processing thread for one source."""
 
@@ -136,6 +215,7 @@ class Worker(QObject):
         self._latest: Packet | None = None
         self._signal_pending = False
         self._playing = playing
+        self._busy = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._seek: int | None = None
@@ -146,6 +226,8 @@ class Worker(QObject):
         self._rec_request: str | None | bool = False   # False: no change; None: stop; str: start
         self._writer = None
         self._grabber: _Grabber | None = None
+        self._prefetch: _Prefetcher | None = None
+        self.prefetch = True            # read files ahead in a second thread
         self._last: tuple | None = None     # (frame, result, position, bg) of the newest processed frame
         self.position = -1
         self.frames_processed = 0
@@ -162,6 +244,8 @@ class Worker(QObject):
         """Ask the thread to finish and wait for it; True when every thread of this worker has ended."""
         self._stop.set()
         self._wake.set()
+        if self._prefetch is not None:
+            self._prefetch.stop(0)
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout)
         g = self._grabber
@@ -172,6 +256,13 @@ class Worker(QObject):
     @property
     def live(self) -> bool:
         return self.info is not None and self.info.kind in LIVE_KINDS
+
+    @property
+    def idle(self) -> bool:
+        """Paused with nothing in flight: no frame being read or processed, no step or seek pending."""
+        with self._lock:
+            pending = self._steps > 0 or self._seek is not None
+        return not self._playing and not pending and not self._busy and not self._recompose
 
     @property
     def playing(self) -> bool:
@@ -243,6 +334,8 @@ class Worker(QObject):
             emit(self.message, f"Processing stopped: {type(e).__name__}: {e}")
         finally:
             self._close_writer()
+            if self._prefetch is not None:
+                self._prefetch.stop(2.0)
             g = self._grabber
             if g is not None:
                 g.stop(0.5)
@@ -263,6 +356,8 @@ class Worker(QObject):
         self.info = self.source.info
         if self.live:
             self._grabber = _Grabber(self.source, THREAD_PREFIX + "grabber")
+        elif self.prefetch:
+            self._prefetch = _Prefetcher(self.source, THREAD_PREFIX + "reader")
         return True
 
     def _run(self):
@@ -275,6 +370,7 @@ class Worker(QObject):
         next_due = time.perf_counter()
         stalled_shown = False
         while not self._stop.is_set():
+            self._busy = False
             self._handle_recording_request()
             if self._reset:
                 self._reset = False
@@ -285,7 +381,10 @@ class Worker(QObject):
                 stepping = self._steps > 0
             if seek is not None and not self.live:
                 try:
-                    self.source.seek(seek)
+                    if self._prefetch is not None:
+                        self._prefetch.seek(seek)
+                    else:
+                        self.source.seek(seek)
                     self.position = seek - 1
                 except SourceError as e:
                     emit(self.message, str(e))
@@ -303,6 +402,7 @@ class Worker(QObject):
                     self._wake.wait(min(delay, 0.1))
                     self._wake.clear()
                     continue
+            self._busy = True
             t0 = time.perf_counter()
             frame = self._read()
             if frame is None:
@@ -349,7 +449,7 @@ class Worker(QObject):
             except EOFError:
                 return None
         try:
-            return self.source.read()
+            return self._prefetch.read() if self._prefetch is not None else self.source.read()
         except Exception as e:
             emit(self.message, f"Read error: {e}")
             return None
