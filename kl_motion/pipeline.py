@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .errors import KLMotionError
+from .errors import KLMotionError, OutputError
 from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
 from .model import MotionModel
 from .overlay import draw_overlay
@@ -529,13 +529,20 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     if progress is not None:
         progress(0, info.total_frames if not opt.max_frames else min(opt.max_frames, info.total_frames or opt.max_frames))
     fps = info.fps
-    detector = make_detector(opt.method, params)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for k in ("snapshots", "clips"):
-        if k in paths and paths[k].exists() and opt.force:
-            import shutil
-            shutil.rmtree(paths[k])
-    outputs = Outputs(paths, opt, fps, params)
+    try:
+        detector = make_detector(opt.method, params)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for k in ("snapshots", "clips"):
+            if k in paths and paths[k].exists() and opt.force:
+                import shutil
+                shutil.rmtree(paths[k])
+        outputs = Outputs(paths, opt, fps, params)
+    except OSError as e:
+        src.close()
+        raise OutputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
+    except BaseException:
+        src.close()
+        raise
     events = EventDetector(params, info.width * info.height)
     light = LightSwitch(params.lightswitch_fraction, settle_frames_for(params, fps))
     reader = ReaderThread(src, opt.queue_size, stop)
