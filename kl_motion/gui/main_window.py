@@ -297,9 +297,12 @@ class MainWindow(QMainWindow):
     # ================================================================== sources
     def open_source(self, spec) -> None:
         """Open a camera index, file, image folder or URL (in the worker thread; errors show in the window)."""
-        self._stop_worker()
+        # the old worker gets a short grace period only: one stuck opening a dead URL must not
+        # freeze the window (its signals are disconnected and it has its own model)
+        self._stop_worker(timeout=0.5)
         self.packet = None
         self.info = None
+        self.last_error = ""
         self.view.set_image(None)
         name = getattr(getattr(spec, "info", None), "name", spec)
         self.view.set_message(f"Opening {name} ...")
@@ -318,7 +321,7 @@ class MainWindow(QMainWindow):
         self._on_play_state(self._start_playing)
         w.start()
 
-    def _stop_worker(self) -> bool:
+    def _stop_worker(self, timeout: float = 3.0) -> bool:
         w, self.worker = self.worker, None
         if w is None:
             return True
@@ -327,7 +330,7 @@ class MainWindow(QMainWindow):
                 sig.disconnect()
             except (RuntimeError, TypeError):
                 pass
-        ok = w.stop(3.0)
+        ok = w.stop(timeout)
         if self.act_record.isChecked():
             with QSignalBlocker(self.act_record):
                 self.act_record.setChecked(False)
