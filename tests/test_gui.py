@@ -424,3 +424,18 @@ def test_end_of_video_pauses_and_restart_plays_again(make_window, qtbot):
     w.seek(0)
     w.set_playing(True)
     qtbot.waitUntil(lambda: w.worker.playing and 5 <= w.packet.position < 149, timeout=WAIT)
+
+
+def test_mjpeg_stream_shows_frames_then_reports_the_drop(make_window, qtbot):
+    try:
+        from mjpeg_server import MJPEGServer
+    except ImportError:
+        pytest.skip("tests/mjpeg_server.py not available")
+    with MJPEGServer(frames_per_connection=40, connections=1, fps=50.0) as srv:
+        w = make_window(source=srv.url)
+        qtbot.waitUntil(lambda: w.frames_shown >= 5, timeout=WAIT)
+        assert w.info.kind == "stream" and not w.seekbar.isEnabled()
+        # the server closes the connection after 40 frames and refuses the next one
+        qtbot.waitUntil(lambda: "Lost" in w.view.message, timeout=WAIT)
+        w.close()
+        assert running_threads() == []
