@@ -32,8 +32,8 @@ os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video file, image folder (natural order; a CDnet input/ folder works), camera index "
-                        "(0) or stream URL (rtsp://, http://, udp://)")
+                   help="video file, image folder (natural order; a CDnet input/ folder works), folder of video "
+                        "clips, camera index (0) or stream URL (rtsp://, http://, udp://)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder; each input gets DIR/NAME/")
     o = p.add_argument_group("outputs (mask video, stats and events are on by default)")
     o.add_argument("--mask", action=argparse.BooleanOptionalAction, default=True,
@@ -107,6 +107,27 @@ def _options(args):
                    reconnect_delay=max(0.01, args.reconnect_delay), stream_timeout=max(0.1, args.stream_timeout))
 
 
+VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".webm", ".wmv",
+              ".flv", ".3gp", ".mjpeg", ".mjpg", ".h264", ".h265", ".hevc", ".dav", ".asf", ".ogv"}
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """A folder without images but with video files (a folder of clips) stands for
+    its videos, in natural order; everything else is kept as given."""
+    from .sources import IMAGE_EXTS, classify, natural_key
+    out = []
+    for spec in inputs:
+        if classify(spec) == "folder":
+            files = [p for p in Path(spec).iterdir() if p.is_file()]
+            if not any(p.suffix.lower() in IMAGE_EXTS for p in files):
+                videos = sorted((p for p in files if p.suffix.lower() in VIDEO_EXTS), key=lambda p: natural_key(p.name))
+                if videos:
+                    out.extend(str(p) for p in videos)
+                    continue
+        out.append(spec)
+    return out
+
+
 def _names(inputs: list[str]) -> list[str]:
     from .pipeline import input_name
     seen: dict[str, int] = {}
@@ -165,7 +186,7 @@ def run(args) -> int:
         raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK):
         raise OutputError(f"output folder {out} is not writable")
-    inputs = [str(s) for s in args.inputs]
+    inputs = expand_inputs([str(s) for s in args.inputs])
     names = _names(inputs)
     dirs = [str(out / n) for n in names]
 

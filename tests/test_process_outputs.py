@@ -167,3 +167,18 @@ def test_same_names_get_separate_folders_and_image_folder(clip, tmp_path):
         assert len(list((tmp_path / "o" / name / "bin").glob("bin*.png"))) == 40
     rows = read_stats(tmp_path / "o" / "seq" / "stats.csv")
     assert sum(int(r["motion"]) for r in rows[22:38]) >= 14
+
+
+def test_folder_of_clips_is_each_clip(tmp_path):
+    d = tmp_path / "night"
+    d.mkdir()
+    for name in ("cam-10.avi", "cam-2.avi"):
+        make_video(d / name, n=40, moving=(10, 30))
+    (d / "notes.txt").write_text("not a clip")
+    r = run_process(d, "--out", tmp_path / "o", "--no-mask")
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    lines = [l.split()[0] for l in r.stdout.splitlines() if l.endswith(".avi") or ".avi " in l]
+    assert [l.rsplit("/", 1)[-1] for l in lines] == ["cam-2.avi", "cam-10.avi"]      # natural order
+    for name in ("cam-2", "cam-10"):
+        assert len(read_events(tmp_path / "o" / name / "events.jsonl")) == 1
