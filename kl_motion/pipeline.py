@@ -381,6 +381,7 @@ class Outputs:
         self._budget_set = False
         self.tint = Tinter()
         self.wall0: float | None = None
+        self.source = ""
 
     # -- per frame
     def handle(self, it) -> None:
@@ -443,7 +444,7 @@ class Outputs:
                 self._clip.write(self._clip_pending.pop(0))
 
     def _end_event(self, ev: Event) -> None:
-        rec = ev.to_dict()
+        rec = dict(source=self.source, **ev.to_dict())
         if self.wall0 is not None:    # live sources: wall-clock times too
             rec["start_utc"] = _utc(self.wall0 + ev.start_time)
             rec["end_utc"] = _utc(self.wall0 + ev.end_time)
@@ -543,6 +544,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     except BaseException:
         src.close()
         raise
+    outputs.source = Path(out_dir).name
     events = EventDetector(params, info.width * info.height)
     light = LightSwitch(params.lightswitch_fraction, settle_frames_for(params, fps))
     reader = ReaderThread(src, opt.queue_size, stop)
