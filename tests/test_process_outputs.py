@@ -182,3 +182,21 @@ def test_folder_of_clips_is_each_clip(tmp_path):
     assert [l.rsplit("/", 1)[-1] for l in lines] == ["cam-2.avi", "cam-10.avi"]      # natural order
     for name in ("cam-2", "cam-10"):
         assert len(read_events(tmp_path / "o" / name / "events.jsonl")) == 1
+
+
+def test_cdnet_bins_score_like_kl_motion_eval(tmp_path):
+    """bin*.png from `process --bins` on a CDnet sequence score exactly as `kl-motion eval` does."""
+    from pathlib import Path
+
+    from kl_motion.evaluate import Counts, evaluate_sequence, gt_for, load_sequence
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo"
+    r = run_process(demo / "input", "--out", tmp_path, "--bins", "--no-mask", "--no-stats", "--no-events",
+                    method=False)
+    assert r.returncode == 0, r.stderr
+    seq = load_sequence(demo)
+    c = Counts()
+    for i in range(seq.first, seq.last + 1):
+        b = cv2.imread(str(tmp_path / "demo" / "bin" / f"bin{i:06d}.png"), cv2.IMREAD_GRAYSCALE)
+        c.add(b == 255, gt_for(seq, i), seq.roi)
+    (rec,) = evaluate_sequence(demo, ["kl_motion"])
+    assert (c.tp, c.fp, c.fn, c.tn) == (rec.tp, rec.fp, rec.fn, rec.tn)
