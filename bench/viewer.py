@@ -13,6 +13,10 @@ each configuration:
 * read / model / draw / total ms - per processed frame, measured in the worker
 * paint ms       - time in the view's paintEvent per painted frame (UI thread)
 * model-only ms  - MotionModel.apply alone on the same frames, no GUI (what the kernel costs)
+* worker CPU ms  - CPU time of the worker thread per frame; process CPU ms/frame - CPU time of the
+                   whole process (all threads) per processed frame
+* idle-machine fps est. - 1000 / max(worker CPU ms, process CPU ms / 2): what an otherwise idle
+                   2-core machine would sustain (wall-clock figures suffer when other jobs share the cores)
 
 It also runs the clip at 1x speed (real time, 30 fps) and reports whether the
 viewer keeps up.  The model kernel is being optimised separately: when
@@ -110,6 +114,7 @@ def run_viewer(app, path: Path, scale: float, mode: str, seconds: float, speed: 
             samples.append(p)
 
     shown0, proc0, paints0, paint_ms0 = w.frames_shown, wk.frames_processed, w.view.paints, w.view.paint_ms_total
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds and wk.thread.is_alive():
         app.processEvents()
@@ -118,6 +123,7 @@ def run_viewer(app, path: Path, scale: float, mode: str, seconds: float, speed: 
             break   # end of clip
         time.sleep(0.0005)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     shown = w.frames_shown - shown0
     proc = wk.frames_processed - proc0
     paints = w.view.paints - paints0
@@ -132,7 +138,16 @@ def run_viewer(app, path: Path, scale: float, mode: str, seconds: float, speed: 
     return dict(scale=scale, mode=mode, speed="max" if speed == 0 else f"{speed:g}x", seconds=round(dt, 2),
                 displayed_fps=shown / dt, processed_fps=proc / dt, read_ms=mean("read_ms"),
                 model_ms=mean("model_ms"), draw_ms=mean("compose_ms"), total_ms=mean("total_ms"),
-                paint_ms=paint_ms, painted_at=f"{view_size[0]:.0f}x{view_size[1]:.0f}")
+                paint_ms=paint_ms, painted_at=f"{view_size[0]:.0f}x{view_size[1]:.0f}",
+                worker_cpu_ms=mean("cpu_ms"), process_cpu_ms=cpu / max(1, proc) * 1e3,
+                idle_fps_estimate=_idle_estimate(mean("cpu_ms"), cpu / max(1, proc) * 1e3),
+                load=os.getloadavg()[0])
+
+
+def _idle_estimate(worker_cpu_ms: float, process_cpu_ms: float, cores: int = 2) -> float:
+    """Frames per second an otherwise idle machine would sustain: bounded by the worker
+    thread (a serial pipeline) and by all threads of the process sharing the cores."""
+    return 1000.0 / max(worker_cpu_ms, process_cpu_ms / cores, 1e-6)
 
 
 def main(argv=None) -> int:
@@ -180,7 +195,9 @@ COLS = [("scale", "scale", "{:g}"), ("mode", "mode", "{}"), ("speed", "speed", "
         ("displayed_fps", "displayed fps", "{:.1f}"), ("processed_fps", "processed fps", "{:.1f}"),
         ("read_ms", "read ms", "{:.1f}"), ("model_ms", "model ms", "{:.1f}"), ("draw_ms", "draw ms", "{:.1f}"),
         ("total_ms", "worker total ms", "{:.1f}"), ("paint_ms", "UI paint ms", "{:.1f}"),
-        ("model_only_ms", "model alone ms", "{:.1f}")]
+        ("model_only_ms", "model alone ms", "{:.1f}"), ("worker_cpu_ms", "worker CPU ms", "{:.1f}"),
+        ("process_cpu_ms", "process CPU ms/frame", "{:.1f}"), ("idle_fps_estimate", "idle-machine fps est.", "{:.0f}"),
+        ("load", "load avg", "{:.1f}")]
 
 
 def _fmt_row(r):

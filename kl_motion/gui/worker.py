@@ -45,6 +45,7 @@ class Packet:
     model_ms: float
     compose_ms: float
     total_ms: float
+    cpu_ms: float = 0.0        # CPU time of the worker thread for this frame (read+model+draw)
     t_done: float = field(default_factory=time.perf_counter)
 
 
@@ -216,6 +217,7 @@ class Worker(QObject):
         self._signal_pending = False
         self._playing = playing
         self._busy = False
+        self._cpu0 = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._seek: int | None = None
@@ -403,6 +405,7 @@ class Worker(QObject):
                     self._wake.clear()
                     continue
             self._busy = True
+            self._cpu0 = time.thread_time()
             t0 = time.perf_counter()
             frame = self._read()
             if frame is None:
@@ -495,7 +498,8 @@ class Worker(QObject):
         self._last = (frame, result, self.position, bg)
         self.frames_processed += 1
         self._publish(Packet(image, frame, result, self.position, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
-                             (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3))
+                             (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3,
+                             (time.thread_time() - self._cpu0) * 1e3))
 
     def _background(self, now: float):
         """The background image, recomputed at most every ``bg_interval`` s while playing
