@@ -113,9 +113,13 @@ def test_all_view_modes_render(make_window, qtbot):
 def test_hover_shows_kl_value(make_window, qtbot):
     w = make_window()
     pause_at(qtbot, w, 10)
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
     pt = w.view.frame_to_widget(0.5, 0.5)
-    qtbot.mouseMove(w.view, pt.toPoint())
-    w._on_hover(0.5, 0.5)  # offscreen mouse moves are not always delivered; call the slot as well
+    # a real mouse-move event through the widget (QTest.mouseMove only moves the cursor offscreen)
+    ev = QMouseEvent(QEvent.MouseMove, pt, w.view.mapToGlobal(pt), Qt.NoButton, Qt.NoButton, Qt.NoModifier)
+    QApplication.sendEvent(w.view, ev)
     assert "KL" in w.hover_text()
     kl = w.packet.result.kl[120, 160]
     assert f"{kl:.2f}" in w.hover_text()
@@ -439,3 +443,34 @@ def test_mjpeg_stream_shows_frames_then_reports_the_drop(make_window, qtbot):
         qtbot.waitUntil(lambda: "Lost" in w.view.message, timeout=WAIT)
         w.close()
         assert running_threads() == []
+
+
+def test_keyboard_shortcuts(make_window, qtbot):
+    w = make_window()
+    pause_at(qtbot, w, 10)
+    w.activateWindow()
+    w.view.setFocus()
+    pos = w.packet.position
+    qtbot.keyClick(w, Qt.Key_Right)                 # step
+    qtbot.waitUntil(lambda: w.packet.position == pos + 1, timeout=WAIT)
+    qtbot.keyClick(w, Qt.Key_5)                     # grid view
+    assert w.settings.mode == "grid" and w.mode_box.currentText().startswith("Grid")
+    qtbot.keyClick(w, Qt.Key_Space)                 # play
+    qtbot.waitUntil(lambda: w.worker.playing, timeout=WAIT)
+    qtbot.keyClick(w, Qt.Key_Space)                 # pause
+    qtbot.waitUntil(lambda: not w.worker.playing, timeout=WAIT)
+
+
+def test_missing_camera_shows_message(make_window, qtbot):
+    w = make_window(source=None)
+    w.open_source(9)
+    qtbot.waitUntil(lambda: "camera 9" in w.last_error, timeout=WAIT)
+    assert "Cannot open" in w.view.message
+
+
+def test_default_source_is_the_demo_without_camera(monkeypatch):
+    from kl_motion.gui import app
+    monkeypatch.setattr(app, "first_camera", lambda: None)
+    assert app.default_source() == str(DEMO)
+    monkeypatch.setattr(app, "first_camera", lambda: 0)
+    assert app.default_source() == 0
