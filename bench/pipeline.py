@@ -54,16 +54,23 @@ def make_video(src: str, n: int, size: tuple[int, int], path: Path, fourcc: str)
     return path
 
 
-REPEAT = 1
+class NullDetector:
+    """Returns an empty mask at once: what is left is the pipeline's own cost."""
 
+    def __init__(self):
+        self._m = {}
 
-def timed(fn) -> float:
-    best = float("inf")
-    for _ in range(REPEAT):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    def apply(self, f):
+        from kl_motion.pipeline import SimpleResult
+        m = self._m.get(f.shape[:2])
+        if m is None:
+            m = self._m[f.shape[:2]] = np.zeros(f.shape[:2], np.uint8)
+        return SimpleResult(m, [], None)
+
+    def reset(self):
+        pass
+
+    relearn = reset
 
 
 def main() -> int:
@@ -73,77 +80,66 @@ def main() -> int:
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--codec", default="mp4v", help="fourcc of the test video (mp4v .mp4, MJPG .avi)")
     ap.add_argument("--scale", type=float, default=0.5, help="also run kl_motion at this scale (1 = skip)")
-    ap.add_argument("--repeat", type=int, default=1, help="run each stage this many times, keep the fastest")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds: every stage runs once per round (interleaved, fair under changing load); "
+                         "the fastest round of each stage is kept")
     ap.add_argument("--keep", metavar="DIR", help="keep the test video and outputs in DIR")
     ap.add_argument("--json", metavar="FILE")
     a = ap.parse_args()
-    global REPEAT
-    REPEAT = max(1, a.repeat)
+    rounds = max(1, a.repeat)
     W, H = (int(v) for v in a.size.lower().split("x"))
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="klbench-"))
     work.mkdir(parents=True, exist_ok=True)
     ext = ".avi" if a.codec.upper() == "MJPG" else ".mp4"
     video = make_video(a.source, a.frames, (W, H), work / f"bench_{W}x{H}{ext}", a.codec)
     params = Params()
-    rows = []
     load0 = os.getloadavg()
 
-    def row(name, n, sec, note=""):
-        rows.append(dict(stage=name, frames=n, seconds=round(sec, 3), fps=round(n / sec, 1),
-                         ms_per_frame=round(1000 * sec / n, 2), note=note))
+    import kl_motion.pipeline as pl
+    real_make = pl.make_detector
+    pl.make_detector = lambda method, p: NullDetector() if method == "null" else real_make(method, p)
 
-    # --- decode only (reader thread)
-    frames = []
+    frames: list = []
+    masks: list = []
+    with open_source(str(video)) as s:
+        frames.extend(ReaderThread(s, 8))
+    n = len(frames)
+    for method in ("kl", "mog2"):          # compile (numba) / warm up
+        d = make_detector(method, params)
+        for f in frames[:5]:
+            d.apply(f)
 
     def decode():
-        frames.clear()
         with open_source(str(video)) as s:
-            frames.extend(ReaderThread(s, 8))
-    sec = timed(decode)
-    n = len(frames)
-    row("decode only (reader thread)", n, sec, f"{a.codec} {W}x{H}")
+            k = sum(1 for _ in ReaderThread(s, 8))
+        return k, f"{a.codec} {W}x{H}"
 
-    # --- detectors on frames in memory
-    det_ms = {}
-    for method in ("kl", "mog2"):
-        d = make_detector(method, params)
-        for f in frames[:5]:          # compile (numba) / warm up
-            d.apply(f)
-        results = []
-
-        def detect():
+    def detect(method):
+        def run():
             d = make_detector(method, params)
-            results.clear()
-            results.extend(d.apply(f).mask for f in frames)
-        sec = timed(detect)
-        det_ms[method] = 1000 * sec / n
-        row(f"{'kl_motion model' if method == 'kl' else 'OpenCV MOG2'} only (in memory)", n, sec,
-            "detector + cleanup + blobs")
-        if method == "kl":
-            masks = results
+            out = [d.apply(f).mask for f in frames]
+            if method == "kl":
+                masks[:] = out
+            return n, "detector + cleanup + blobs, frames in memory"
+        return run
 
-    # --- mask encoders alone
     def enc_ffv1():
         vw = cv2.VideoWriter(str(work / "enc.mkv"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 30.0,
                              (W, H), False)
         for m in masks:
             vw.write(m)
         vw.release()
-    row("mask encode only: FFV1 .mkv (chosen)", n, timed(enc_ffv1),
-        f"lossless, {os.path.getsize(work / 'enc.mkv') / 1e3 / n:.1f} kB/frame")
-    (work / "png").mkdir(exist_ok=True)
+        return n, f"lossless, {os.path.getsize(work / 'enc.mkv') / 1e3 / n:.1f} kB/frame"
 
     def enc_png():
+        (work / "png").mkdir(exist_ok=True)
         for i, m in enumerate(masks):
             cv2.imwrite(str(work / "png" / f"m{i:06d}.png"), m)
-    sec = timed(enc_png)
-    size = sum(p.stat().st_size for p in (work / "png").iterdir())
-    row("mask encode only: PNG sequence", n, sec, f"lossless, {size / 1e3 / n:.1f} kB/frame")
+        size = sum(p.stat().st_size for p in (work / "png").iterdir())
+        return n, f"lossless, {size / 1e3 / n:.1f} kB/frame"
 
-    # --- the whole pipeline, in this process (as `kl-motion process` runs it)
     def pipeline(method, p=params, **outs):
-        best = None
-        for _ in range(REPEAT):
+        def run():
             out = work / f"out_{method}"
             if out.exists():
                 shutil.rmtree(out)
@@ -151,47 +147,46 @@ def main() -> int:
             rep = process_input(str(video), out, p, opt, stop=threading.Event())
             if rep.failed:
                 raise SystemExit(f"pipeline failed: {rep.message}")
-            best = rep if best is None or rep.seconds < best.seconds else best
-        return best
+            return rep.frames, f"{rep.events} events", rep.seconds
+        return run
 
-    for method, label in (("kl", "kl_motion"), ("mog2", "OpenCV MOG2")):
-        rep = pipeline(method, mask=True, stats=True, events=True)
-        ms = 1000 * rep.seconds / rep.frames
-        row(f"PIPELINE {label}: decode->detect->mask.mkv+events+stats", rep.frames, rep.seconds,
-            f"overhead {ms - det_ms[method]:+.2f} ms/frame vs {label} only; {rep.events} events")
-    # the pipeline alone: a detector that returns an empty mask at once (the ceiling of the pipeline)
-    import kl_motion.pipeline as pl
-    real = pl.make_detector
-
-    class NullDetector:
-        def __init__(self):
-            self._m = {}
-
-        def apply(self, f):
-            m = self._m.get(f.shape[:2])
-            if m is None:
-                m = self._m[f.shape[:2]] = np.zeros(f.shape[:2], np.uint8)
-            return pl.SimpleResult(m, [], None)
-
-        def reset(self):
-            pass
-        relearn = reset
-
-    pl.make_detector = lambda method, params: NullDetector() if method == "null" else real(method, params)
-    try:
-        rep = pipeline("null", mask=True, stats=True, events=True)
-    finally:
-        pl.make_detector = real
-    row("PIPELINE null detector: decode->mask.mkv+events+stats", rep.frames, rep.seconds,
-        "pipeline ceiling: everything but the detector")
+    base = dict(mask=True, stats=True, events=True)
+    stages = [
+        ("decode only (reader thread)", decode, None),
+        ("kl_motion model only", detect("kl"), None),
+        ("OpenCV MOG2 only", detect("mog2"), None),
+        ("mask encode only: FFV1 .mkv (chosen)", enc_ffv1, None),
+        ("mask encode only: PNG sequence", enc_png, None),
+        ("PIPELINE kl_motion: decode->detect->mask.mkv+events+stats", pipeline("kl", **base), "kl_motion model only"),
+        ("PIPELINE OpenCV MOG2: decode->detect->mask.mkv+events+stats", pipeline("mog2", **base), "OpenCV MOG2 only"),
+        ("PIPELINE null detector: decode->mask.mkv+events+stats", pipeline("null", **base), None),
+    ]
     if a.scale < 1.0:
-        rep = pipeline("kl", params.replace(scale=a.scale), mask=True, stats=True, events=True)
-        row(f"PIPELINE kl_motion --scale {a.scale:g}: same outputs", rep.frames, rep.seconds,
-            "model at reduced resolution, mask resized back")
-    rep = pipeline("kl", mask=True, stats=True, events=True, overlay=True, bins=True)
-    ms = 1000 * rep.seconds / rep.frames
-    row("PIPELINE kl_motion: + overlay.mp4 + CDnet bins", rep.frames, rep.seconds,
-        f"overhead {ms - det_ms['kl']:+.2f} ms/frame vs kl_motion only")
+        stages.append((f"PIPELINE kl_motion --scale {a.scale:g}: same outputs",
+                       pipeline("kl", params.replace(scale=a.scale), **base), None))
+    stages.append(("PIPELINE kl_motion: + overlay.mp4 + CDnet bins",
+                   pipeline("kl", overlay=True, bins=True, **base), "kl_motion model only"))
+
+    best: dict[str, tuple] = {}
+    for r in range(rounds):
+        for name, fn, _ in stages:
+            t = time.perf_counter()
+            res = fn()
+            sec = res[2] if len(res) > 2 else time.perf_counter() - t
+            if name not in best or sec < best[name][0]:
+                best[name] = (sec, res[0], res[1])
+    pl.make_detector = real_make
+
+    rows = []
+    for name, _, ref in stages:
+        sec, k, note = best[name]
+        ms = 1000 * sec / k
+        if ref:
+            ref_ms = 1000 * best[ref][0] / best[ref][1]
+            note = f"{note}; {ms - ref_ms:+.2f} ms/frame vs {ref}"
+        rows.append(dict(stage=name, frames=k, seconds=round(sec, 3), fps=round(k / sec, 1),
+                         ms_per_frame=round(ms, 2), note=note))
+    REPEAT = rounds
 
     w = max(len(r["stage"]) for r in rows)
     print(f"\n{W}x{H}, {n} frames, {os.cpu_count()} cores, OpenCV {cv2.__version__}, "
