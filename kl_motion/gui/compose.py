@@ -90,9 +90,13 @@ class Composer:
         out = cv2.applyColorMap(v, cv2.COLORMAP_TURBO)
         h, w = out.shape[:2]
         if scale_bar and h >= 60 and w >= 80:
-            bh = max(40, min(h - 8, h // 2))
+            k = 2 if h >= 480 else 1                      # draw the labels larger on big frames
+            bh = max(40, min(h - 8, h // 2)) // k
             bw = 40 if w >= 200 else 24
             bar = colour_scale(bh, vmax, width=bw)
+            if k > 1:
+                bar = cv2.resize(bar, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+                bh = bar.shape[0]
             if bar.shape[1] < w - 4:
                 y0, x0 = 4, w - bar.shape[1] - 4
                 out[y0:y0 + bh, x0:x0 + bar.shape[1]] = bar
