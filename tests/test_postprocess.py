@@ -27,7 +27,7 @@ def test_holes_up_to_the_limit_are_filled():
     assert (out[10:30, 10:30] == 255).all()
     out, _ = clean(ring(), p.replace(fill_holes=99))
     assert (out[15:25, 15:25] == 0).all()
-    out, _ = clean(ring(), p)
+    out, _ = clean(ring(), p.replace(fill_holes=0))
     assert (out[15:25, 15:25] == 0).all()
 
 
