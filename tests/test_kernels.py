@@ -152,7 +152,7 @@ def test_model_wiring_matches_reference():
     """MotionModel.apply passes the parameters the reference expects (alpha = 1/n schedule,
     first frame flag); with the cleanup off its mask is the kernel's raw labels."""
     from kl_motion.model import MotionModel
-    params = Params(median_size=0, close_size=0, open_size=0, min_area=0, history=10)
+    params = Params(median_size=0, close_size=0, open_size=0, min_area=0, fill_holes=0, history=10)
     m = MotionModel(params)
     frames = synthetic_sequence(6, 8, 3)
     K = params.n_components
