@@ -58,6 +58,7 @@ class Params:
     # --- events --------------------------------------------------------------
     motion_area: float = _p(0.002, 0.0, 1.0, "A frame is in motion when this fraction of the frame (after min_area) is foreground.", group="events")
     event_start_frames: int = _p(3, 1, 1000, "Consecutive motion frames needed to start an event.", group="events")
+    warmup_frames: int = _p(20, 0, 100000, "Frames after the model starts in which no motion is counted (the background is still being learned).", group="events")
     event_gap: float = _p(2.0, 0.0, 3600.0, "Seconds without motion that end an event.", group="events")
     pre_capture: float = _p(1.0, 0.0, 60.0, "Seconds of video kept before an event in its clip.", group="events")
     post_capture: float = _p(1.0, 0.0, 60.0, "Seconds of video kept after an event in its clip.", group="events")

@@ -39,7 +39,7 @@ log = logging.getLogger("kl_motion")
 
 _END = object()
 CLIP_MEMORY_BYTES = 256e6   # frames held in memory for event clips (pre-capture / gap), at most
-WARMUP_FRAMES = 1     # frames after a (re)start that never count as motion
+WARMUP_FRAMES = 1     # at least this many frames after a (re)start never count as motion
 STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
 
 
@@ -551,6 +551,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     writer = WriterThread(outputs.handle, opt.queue_size)
     shape = None
     n = since_reset = 0
+    warmup = max(WARMUP_FRAMES, params.warmup_frames)
     start_wall = time.time()
     t_live0 = None
     ok = True
@@ -584,7 +585,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             area = sum(b.area for b in r.blobs)
             npx = mask.shape[0] * mask.shape[1]
             since_reset += 1
-            if since_reset <= WARMUP_FRAMES:   # no background yet: neither motion nor light switch
+            if since_reset <= warmup:   # background still being learned: neither motion nor light switch
                 switched, suppressed = False, True
             else:
                 switched, suppressed = light.check(cv2.countNonZero(mask) / npx)
