@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numba
 import numpy as np
 
 from . import kernels
@@ -187,7 +188,7 @@ class MotionModel:
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
                      p.pool_radius, np.float32(p.current_rate),
                      np.float32(p.kl_threshold), p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
-                     np.float32(p.shadow_high), np.float32(p.shadow_chroma))
+                     np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
         zone = self._zone_for(w, h)
         area_scale = (h * w) / float(H * W)
         mask, blobs = clean(self._raw, p, zone, area_scale)
