@@ -69,6 +69,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------- timing
+CLOCK = time.perf_counter     # --cpu-time: time.process_time (with --threads 1: immune to other load)
+
+
 def time_methods(methods: dict, frames: list[np.ndarray], warmup: int, n: int) -> dict[str, float]:
     """Median ms/frame of each callable, called in turn on the same frame (cycling)."""
     for i in range(warmup):
@@ -79,9 +82,9 @@ def time_methods(methods: dict, frames: list[np.ndarray], warmup: int, n: int) -
     for i in range(n):
         f = frames[(warmup + i) % len(frames)]
         for k, fn in methods.items():
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             fn(f)
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(CLOCK() - t0)
     return {k: 1000.0 * statistics.median(v) for k, v in times.items()}
 
 
@@ -129,9 +132,9 @@ def breakdown(frames0, sizes, n, warmup) -> list[dict]:
 
     def timed(name, fn):
         def wrap(*a, **k):
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             out = fn(*a, **k)
-            acc[name] += time.perf_counter() - t0
+            acc[name] += CLOCK() - t0
             return out
         return wrap
 
@@ -145,9 +148,9 @@ def breakdown(frames0, sizes, n, warmup) -> list[dict]:
             tot, st, cl = [], [], []
             for i in range(n):
                 acc["step"] = acc["clean"] = 0.0
-                t0 = time.perf_counter()
+                t0 = CLOCK()
                 m.apply(frames[(warmup + i) % len(frames)])
-                tot.append(time.perf_counter() - t0)
+                tot.append(CLOCK() - t0)
                 st.append(acc["step"])
                 cl.append(acc["clean"])
         finally:
@@ -238,9 +241,15 @@ def main(argv=None) -> int:
     ap.add_argument("--scale-sizes", default="1280x720,1920x1080")
     ap.add_argument("--scales", default="1.0,0.5")
     ap.add_argument("--breakdown", action="store_true", help="also time the pieces of apply")
+    ap.add_argument("--threads", type=int, default=0, help="numba and OpenCV threads (default: every core)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with process CPU time instead of wall time (use with --threads 1 on a busy machine)")
     args = ap.parse_args(argv)
 
-    n = os.cpu_count() or 1
+    global CLOCK
+    if args.cpu_time:
+        CLOCK = time.process_time
+    n = args.threads or os.cpu_count() or 1
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     cv2.setNumThreads(n)
     info = machine()
@@ -253,7 +262,10 @@ def main(argv=None) -> int:
     frames0 = load_frames(args.data, args.distinct, args.start)
     print(f"frames: {len(frames0)} distinct from {args.data} (from index {args.start}), cycled; "
           f"warm-up {args.warmup}, median of {args.frames}")
-    result: dict = dict(machine=info, frames=args.frames, warmup=args.warmup, data=str(args.data))
+    result: dict = dict(machine=info, frames=args.frames, warmup=args.warmup, data=str(args.data),
+                        clock="process_time" if args.cpu_time else "perf_counter")
+    if args.cpu_time:
+        print("clock: process CPU time (all threads of this process)")
 
     print("\nms/frame (median)  kl_motion = MotionModel.apply (update + KL + labels + cleanup)")
     print(f"{'size':<11} {'kl_motion':>9} {'MOG2':>9} {'KNN':>9} {'kl/MOG2':>10} {'kl/KNN':>9}")
