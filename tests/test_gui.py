@@ -477,3 +477,14 @@ def test_default_source_is_the_demo_without_camera(monkeypatch):
     assert app.default_source() == str(DEMO)
     monkeypatch.setattr(app, "first_camera", lambda: 0)
     assert app.default_source() == 0
+
+
+def test_view_without_a_display_is_a_one_line_error():
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    p = subprocess.run([sys.executable, "-m", "kl_motion", "view"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 2
+    assert "no display" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -33,9 +33,19 @@ def default_source():
     return str(p)
 
 
+def check_display() -> None:
+    """Qt aborts the process when it finds no display: say so in one line instead."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise KLMotionError("no display (DISPLAY is not set): kl-motion view needs a desktop; "
+                            "use kl-motion process for headless work")
+
+
 def run(args) -> int:
     """Open the viewer window; returns the exit code when it is closed."""
     params = params_from_args(args)          # ParameterError -> one-line CLI error
+    check_display()
     from PySide6.QtWidgets import QApplication
     from .main_window import MainWindow
 
