@@ -53,8 +53,12 @@ def clean_plain(raw, p, zone=None, area_scale=1.0):
     return out, blobs
 
 
+@pytest.mark.parametrize("few_removed", [0, 3, 64, 10 ** 9])
 @pytest.mark.parametrize("seed", range(4))
-def test_clean_matches_plain_definition(seed):
+def test_clean_matches_plain_definition(seed, few_removed, monkeypatch):
+    # few_removed: how many components below min_area clean() clears box by box before it
+    # falls back to a full-frame lookup (both ways must give the plain definition)
+    monkeypatch.setattr(postprocess, "_FEW_REMOVED", few_removed)
     rng = np.random.default_rng(seed)
     for trial in range(120):
         h, w = (int(v) for v in rng.integers(4, 80, 2))
