@@ -30,29 +30,16 @@ FH = np.float32(0.5)
 
 
 @njit(inline="always", **_JIT)
-def _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, scr, idx, bk, y, C, first, bg_ratio, var_min, beta, kl_thr,
-           nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+def _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, C, first, bg_ratio, var_min, beta, kl_thr, nb_r,
+           shadows, sh_lo, sh_hi, sh_chroma):
     """Pass 1 on row y: current distribution, KL to the own background, misfit/shadow flag,
-    neighbour test -> kl_px[y], raw_out[y] (flags).  scr (2, W) float32, idx (2, W) int32 and
-    bk (W,) int8 are scratch rows.
-
-    The row is done in loops so that the common case runs without unpredictable branches:
-    (1) the current distribution and, where component 0 alone is the own background, its
-    Mahalanobis term (the pixels whose variance term needs a log are listed); (2) those logs;
-    (3) the other pixels, component by component; (4) the flags and the neighbour test.
-    Per pixel, the arithmetic is that of the one-loop form."""
+    neighbour test -> kl_px[y], raw_out[y] (flags)."""
     H = frame.shape[0]
     W = frame.shape[1]
     fC = np.float32(C)
     invC = F1 / fC
     hC = FH * fC
     omb = F1 - beta
-    rrow = scr[0]
-    scrow = scr[1]
-    lst = idx[0]
-    gen = idx[1]
-    n_log = 0
-    n_gen = 0
     for x in range(W):
         if first:
             for c in range(C):
@@ -69,34 +56,6 @@ def _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, scr, idx, bk, y, C, first, b
             cur[y, x, C] = sc
         if sc < var_min:
             sc = var_min
-        scrow[x] = sc
-        if nmodes[y, x] > 0 and gmm[y, x, 0, 0] >= bg_ratio:
-            # own background = component 0 alone
-            sb = gmm[y, x, 0, 1]
-            dm = F0
-            for c in range(C):
-                d = cur[y, x, c] - gmm[y, x, 0, 2 + c]
-                dm += d * d
-            isb = F1 / sb
-            maha = FH * dm * isb
-            r = sc * isb
-            kl_px[y, x] = maha
-            rrow[x] = r
-            bk[x] = 0
-            lst[n_log] = x
-            n_log += 1 if r != F1 else 0
-        else:
-            gen[n_gen] = x
-            n_gen += 1
-    for i in range(n_log):
-        x = lst[i]
-        r = rrow[x]
-        dk = kl_px[y, x]
-        dk += hC * (r - F1 - math.log(r))
-        kl_px[y, x] = dk
-    for i in range(n_gen):
-        x = gen[i]
-        sc = scrow[x]
         # own background: min over the first components up to bg_ratio of the weight
         nm = np.int64(nmodes[y, x])
         best = F0
@@ -121,14 +80,8 @@ def _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, scr, idx, bk, y, C, first, b
             cum += gmm[y, x, k, 0]
             if cum >= bg_ratio:
                 break
-        kl_px[y, x] = best
-        bk[x] = bestk
-    for x in range(W):
-        best = kl_px[y, x]
-        bestk = np.int64(bk[x])
         flag = np.uint8(0)
         if bestk >= 0 and best > kl_thr:
-            sc = scrow[x]
             flag = np.uint8(2)
             if shadows:
                 dot = F0
@@ -165,7 +118,7 @@ def _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, scr, idx, bk, y, C, first, b
                                 dq += hC * (r - F1 - math.log(r))
                             if dq < best:
                                 best = dq
-            kl_px[y, x] = best
+        kl_px[y, x] = best
         raw_out[y, x] = flag
 
 
@@ -223,44 +176,6 @@ def _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, colsum, y, C, pool_r, kl_
         oma = F1 - a
         nm = np.int64(nmodes[y, x])
         prune = a * c_prior
-        if nm > 0:
-            # fast path for the common case: the heaviest component matches (no reordering;
-            # the same arithmetic as the generic loop below)
-            sb = gmm[y, x, 0, 1]
-            d2 = F0
-            for c in range(C):
-                d = np.float32(frame[y, x, c]) - gmm[y, x, 0, 2 + c]
-                d2 += d * d
-            if d2 < match_t2 * sb * fC:
-                w = oma * gmm[y, x, 0, 0] + a - prune
-                rho = a / w
-                if rho > F1:
-                    rho = F1
-                for c in range(C):
-                    gmm[y, x, 0, 2 + c] += rho * (np.float32(frame[y, x, c]) - gmm[y, x, 0, 2 + c])
-                nv = sb + rho * (d2 * invC - sb)
-                if nv < var_min:
-                    nv = var_min
-                if nv > var_max:
-                    nv = var_max
-                gmm[y, x, 0, 1] = nv
-                total = w
-                for k in range(1, nm):
-                    wk = oma * gmm[y, x, k, 0] - prune
-                    gmm[y, x, k, 0] = wk
-                    total += wk
-                while nm > 1 and gmm[y, x, nm - 1, 0] < prune:
-                    total -= gmm[y, x, nm - 1, 0]
-                    nm -= 1
-                if total > F0:
-                    inv = F1 / total
-                    gmm[y, x, 0, 0] = w * inv
-                    for kk in range(1, nm):
-                        gmm[y, x, kk, 0] *= inv
-                else:
-                    gmm[y, x, 0, 0] = w
-                nmodes[y, x] = np.uint8(nm)
-                continue
         matched = -1
         total = F0
         for k in range(nm):
@@ -326,14 +241,14 @@ def _inband(yp, ys, ye, lag, H):
 
 
 @njit(**_JIT)
-def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, scr, idx, bk, ys, ye, lag, C,
+def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, C,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     H = frame.shape[0]
     CC = 3
     for y in range(ys, ye):
-        _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, scr, idx, bk, y, CC, first, bg_ratio, var_min, beta,
-               kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+        _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, CC, first, bg_ratio, var_min, beta, kl_thr, nb_r,
+               shadows, sh_lo, sh_hi, sh_chroma)
         yp = y - lag
         if yp >= ys and _inband(yp, ys, ye, lag, H):
             _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, CC, pool_r, kl_thr, alpha, match_t2,
@@ -345,14 +260,14 @@ def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, scr, idx, bk, ys
 
 
 @njit(**_JIT)
-def _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, scr, idx, bk, ys, ye, lag, C,
+def _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, C,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     H = frame.shape[0]
     CC = 1
     for y in range(ys, ye):
-        _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, scr, idx, bk, y, CC, first, bg_ratio, var_min, beta,
-               kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+        _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, CC, first, bg_ratio, var_min, beta, kl_thr, nb_r,
+               shadows, sh_lo, sh_hi, sh_chroma)
         yp = y - lag
         if yp >= ys and _inband(yp, ys, ye, lag, H):
             _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, CC, pool_r, kl_thr, alpha, match_t2,
@@ -406,18 +321,15 @@ def step(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out,
     rows = (H + nb - 1) // nb
     nb = (H + rows - 1) // rows
     colsum = np.empty((nb, W), np.float32)
-    scr = np.empty((nb, 2, W), np.float32)
-    idx = np.empty((nb, 2, W), np.int32)
-    bk = np.empty((nb, W), np.int8)
     for b in prange(nb):
         ys = b * rows
         ye = min(H, ys + rows)
         if C == 3:
-            _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], scr[b], idx[b], bk[b], ys, ye, lag, C,
+            _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag, C,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
         else:                                   # C == 1 (the model allows 1 or 3)
-            _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], scr[b], idx[b], bk[b], ys, ye, lag, C,
+            _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag, C,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
