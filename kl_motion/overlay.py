@@ -15,34 +15,65 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+class Overlay:
+    """Draws masks over frames with whole-image OpenCV calls, blending only inside the bounding
+    rectangle of the tinted pixels; keeps the constant colour planes between frames."""
+
+    def __init__(self):
+        self._planes: dict[tuple, np.ndarray] = {}
+
+    def _plane(self, shape, color) -> np.ndarray:
+        key = (shape, tuple(color))
+        p = self._planes.get(key)
+        if p is None:
+            if len(self._planes) > 8:
+                self._planes.clear()
+            p = self._planes[key] = np.empty(shape, np.uint8)
+            p[:] = color
+        return p
+
+    def draw(self, frame: np.ndarray, mask: np.ndarray, color=(0, 0, 255), opacity: float = 0.45,
+             boxes: Iterable | None = None, box_color=(0, 255, 0), shadow_color=(255, 128, 0),
+             outlines: bool = False, thickness: int = 2, outline_thickness: int = 1) -> np.ndarray:
+        """A new BGR image: ``frame`` with foreground (255) tinted ``color`` and shadow (127)
+        tinted ``shadow_color`` at ``opacity``; optional outlines of the foreground and boxes
+        (objects with x, y, w, h attributes, or (x, y, w, h) tuples).  A mask of another size is resized (nearest)."""
+        out = to_bgr(frame).copy()
+        if mask.shape != out.shape[:2]:
+            mask = cv2.resize(mask, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
+        a = float(np.clip(opacity, 0.0, 1.0))
+        if a > 0:
+            for value, col in ((255, color), (127, shadow_color)):
+                sel = cv2.compare(mask, value, cv2.CMP_EQ)
+                x, y, w, h = cv2.boundingRect(sel)
+                if w == 0 or h == 0:
+                    continue
+                roi = out[y:y + h, x:x + w]
+                blended = cv2.addWeighted(roi, 1.0 - a, self._plane(roi.shape, col), a, 0.0)
+                cv2.copyTo(blended, sel[y:y + h, x:x + w], roi)
+        if outlines:
+            fg = cv2.compare(mask, 255, cv2.CMP_EQ)
+            contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, contours, -1, color, outline_thickness, cv2.LINE_8)
+        for b in boxes or ():
+            x, y, w, h = (b.x, b.y, b.w, b.h) if hasattr(b, "x") else b
+            cv2.rectangle(out, (int(x), int(y)), (int(x + w - 1), int(y + h - 1)), box_color, thickness)
+        return out
+
+
+_overlay = Overlay()
+
+
 def draw_overlay(frame: np.ndarray, mask: np.ndarray, color=(0, 0, 255), opacity: float = 0.45,
                  boxes: Iterable | None = None, box_color=(0, 255, 0), shadow_color=(255, 128, 0),
                  outlines: bool = False) -> np.ndarray:
-    """A new BGR image: ``frame`` with foreground (255) tinted ``color`` and shadow (127)
-    tinted ``shadow_color`` at ``opacity``; optional boxes (objects with x, y, w, h or tuples)."""
-    out = to_bgr(frame).copy()
-    a = float(np.clip(opacity, 0.0, 1.0))
-    for value, col in ((255, color), (127, shadow_color)):
-        sel = mask == value
-        if a > 0 and sel.any():
-            tint = np.empty_like(out)
-            tint[:] = col
-            blended = cv2.addWeighted(out, 1.0 - a, tint, a, 0.0)
-            out[sel] = blended[sel]
-    if outlines:
-        contours, _ = cv2.findContours((mask == 255).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, color, 1)
-    if boxes:
-        for b in boxes:
-            x, y, w, h = b.box if hasattr(b, "box") else b
-            cv2.rectangle(out, (int(x), int(y)), (int(x + w - 1), int(y + h - 1)), box_color, 2)
-    return out
+    """Overlay.draw with a shared cache of colour planes (see Overlay)."""
+    return _overlay.draw(frame, mask, color, opacity, boxes, box_color, shadow_color, outlines)
 
 
 def kl_heatmap(kl: np.ndarray, vmax: float = 30.0) -> np.ndarray:
     """KL map as a BGR colour image (TURBO colour map, 0..vmax)."""
-    v = np.clip(kl * (255.0 / max(vmax, 1e-6)), 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(v, cv2.COLORMAP_TURBO)
+    return cv2.applyColorMap(cv2.convertScaleAbs(kl, alpha=255.0 / max(vmax, 1e-6)), cv2.COLORMAP_TURBO)
 
 
 def colour_scale(height: int, vmax: float, width: int = 40) -> np.ndarray:

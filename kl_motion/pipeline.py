@@ -29,7 +29,7 @@ import numpy as np
 from .errors import KLMotionError, OutputError
 from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
 from .model import MotionModel
-from .overlay import draw_overlay
+from .overlay import Overlay, draw_overlay
 from .params import Params
 from .postprocess import Blob, clean, zone_mask
 from .sinks import ImageSequenceSink, TextSink, VideoSink, check_new, write_image
@@ -299,37 +299,6 @@ def output_paths(out_dir: Path, opt: Options) -> dict[str, Path]:
 
 
 # ============================================================================ writer side
-class Tinter:
-    """The overlay picture (same look as overlay.draw_overlay: foreground tinted red,
-    shadow blue, boxes green) with cached tint images and masked copies: cheaper per frame."""
-
-    def __init__(self, color=(0, 0, 255), shadow_color=(255, 128, 0), opacity: float = 0.45, box_color=(0, 255, 0)):
-        self.cols = ((255, color), (127, shadow_color))
-        self.a = opacity
-        self.box_color = box_color
-        self._tints: dict = {}
-
-    def __call__(self, frame: np.ndarray, mask: np.ndarray, boxes=()) -> np.ndarray:
-        if frame.ndim == 2 or frame.shape[2] == 1:
-            out = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-        else:
-            out = frame.copy()
-        if mask.shape != out.shape[:2]:
-            mask = cv2.resize(mask, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST)
-        for value, col in self.cols:
-            sel = cv2.compare(mask, value, cv2.CMP_EQ)
-            if not cv2.countNonZero(sel):
-                continue
-            key = (out.shape, col)
-            tint = self._tints.get(key)
-            if tint is None:
-                tint = self._tints[key] = np.full(out.shape, col, np.uint8)
-            cv2.copyTo(cv2.addWeighted(out, 1.0 - self.a, tint, self.a, 0.0), sel, out)
-        for b in boxes:
-            cv2.rectangle(out, (int(b.x), int(b.y)), (int(b.x + b.w - 1), int(b.y + b.h - 1)), self.box_color, 2)
-        return out
-
-
 @dataclass
 class Item:
     index: int                      # 1-based frame number
@@ -379,7 +348,7 @@ class Outputs:
         self._tails: list[list] = []            # [sink, frames still to write]
         self.max_pending = max(self.post, 1)
         self._budget_set = False
-        self.tint = Tinter()
+        self.tint = Overlay()
         self.wall0: float | None = None
         self.source = ""
 
@@ -394,7 +363,7 @@ class Outputs:
         if self.bins is not None:
             self.bins.write(it.mask)
         if self.overlay is not None:
-            self.overlay.write(self.tint(it.frame, it.mask, it.blobs))
+            self.overlay.write(self.tint.draw(it.frame, it.mask, boxes=it.blobs))
         if self.stats is not None:
             if it.kl is not None:
                 klm, klx = f"{float(it.kl.mean()):.4f}", f"{float(it.kl.max()):.4f}"

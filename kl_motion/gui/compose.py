@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..overlay import colour_scale
+from ..overlay import Overlay, colour_scale, kl_heatmap, to_bgr as as_bgr
 
 MODES = ("overlay", "mask", "heatmap", "background", "grid")
 MODE_LABELS = {"overlay": "Overlay", "mask": "Mask", "heatmap": "KL heat map", "background": "Background",
@@ -34,51 +34,17 @@ class ViewSettings:
         return self.mode in ("background", "grid")
 
 
-def as_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(frame.reshape(frame.shape[0], frame.shape[1]), cv2.COLOR_GRAY2BGR)
-    return frame
-
-
 class Composer:
-    """Draws overlays fast; caches the constant colour planes between frames."""
+    """Draws the shown image; keeps the overlay's colour planes between frames."""
 
     def __init__(self):
-        self._planes: dict[tuple, np.ndarray] = {}
-
-    def _plane(self, shape, color) -> np.ndarray:
-        key = (shape, tuple(color))
-        p = self._planes.get(key)
-        if p is None:
-            if len(self._planes) > 8:
-                self._planes.clear()
-            p = self._planes[key] = np.empty(shape, np.uint8)
-            p[:] = color
-        return p
+        self._overlay = Overlay()
 
     # ------------------------------------------------------------------ pieces
     def overlay(self, frame: np.ndarray, mask: np.ndarray, s: ViewSettings, blobs=()) -> np.ndarray:
-        out = as_bgr(frame).copy()
-        a = float(np.clip(s.opacity, 0.0, 1.0))
-        if a > 0:
-            for value, col in ((255, s.color), (127, s.shadow_color)):
-                sel = cv2.compare(mask, value, cv2.CMP_EQ)
-                # work only inside the bounding rectangle of the selected pixels
-                x, y, w, h = cv2.boundingRect(sel)
-                if w == 0 or h == 0:
-                    continue
-                roi = out[y:y + h, x:x + w]
-                blended = cv2.addWeighted(roi, 1.0 - a, self._plane(roi.shape, col), a, 0.0)
-                cv2.copyTo(blended, sel[y:y + h, x:x + w], roi)
-        if s.outlines:
-            fg = cv2.compare(mask, 255, cv2.CMP_EQ)
-            contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, s.color, 2 if out.shape[1] > 640 else 1, cv2.LINE_8)
-        if s.boxes:
-            t = 2 if out.shape[1] > 640 else 1
-            for b in blobs:
-                cv2.rectangle(out, (b.x, b.y), (b.x + b.w - 1, b.y + b.h - 1), (0, 255, 0), t)
-        return out
+        t = 2 if frame.shape[1] > 640 else 1
+        return self._overlay.draw(frame, mask, s.color, s.opacity, blobs if s.boxes else (), (0, 255, 0),
+                                  s.shadow_color, s.outlines, thickness=t, outline_thickness=t)
 
     @staticmethod
     def mask_image(mask: np.ndarray) -> np.ndarray:
@@ -86,8 +52,7 @@ class Composer:
 
     @staticmethod
     def heatmap(kl: np.ndarray, vmax: float, scale_bar: bool = True) -> np.ndarray:
-        v = cv2.convertScaleAbs(kl, alpha=255.0 / max(vmax, 1e-6))
-        out = cv2.applyColorMap(v, cv2.COLORMAP_TURBO)
+        out = kl_heatmap(kl, vmax)
         h, w = out.shape[:2]
         if scale_bar and h >= 60 and w >= 80:
             k = 2 if h >= 480 else 1                      # draw the labels larger on big frames
