@@ -240,12 +240,13 @@ def _inband(yp, ys, ye, lag, H):
     return max(yp - lag, 0) >= ys and min(yp + lag, H - 1) < ye
 
 
-@njit(**_JIT)
-def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, C,
+@njit(inline="always", **_JIT)
+def _band(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, CC,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+    """Rows ys..ye-1: pass 1 of row y, then pass 2 of row y - lag where it needs no other band.
+    Inlined into _band3 / _band1 with CC a literal, so the channel loops unroll."""
     H = frame.shape[0]
-    CC = 3
     for y in range(ys, ye):
         _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, CC, first, bg_ratio, var_min, beta, kl_thr, nb_r,
                shadows, sh_lo, sh_hi, sh_chroma)
@@ -260,22 +261,21 @@ def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, C,
 
 
 @njit(**_JIT)
-def _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, C,
+def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag,
+           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+    _band(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, 3,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
-    H = frame.shape[0]
-    CC = 1
-    for y in range(ys, ye):
-        _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, CC, first, bg_ratio, var_min, beta, kl_thr, nb_r,
-               shadows, sh_lo, sh_hi, sh_chroma)
-        yp = y - lag
-        if yp >= ys and _inband(yp, ys, ye, lag, H):
-            _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, CC, pool_r, kl_thr, alpha, match_t2,
-                   var_init, var_min, var_max, c_prior, fg_factor)
-    for yp in range(max(ye - lag, ys), ye):
-        if _inband(yp, ys, ye, lag, H):
-            _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, CC, pool_r, kl_thr, alpha, match_t2,
-                   var_init, var_min, var_max, c_prior, fg_factor)
+          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+
+
+@njit(**_JIT)
+def _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag,
+           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+    _band(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, 1,
+          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
 
 @njit(**_JIT)
@@ -325,11 +325,11 @@ def step(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out,
         ys = b * rows
         ye = min(H, ys + rows)
         if C == 3:
-            _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag, C,
+            _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
         else:                                   # C == 1 (the model allows 1 or 3)
-            _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag, C,
+            _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
