@@ -1,7 +1,6 @@
 """The stateful background model: validates frames, owns the state, calls the kernels."""
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +85,8 @@ class MotionModel:
         if p is None:
             return
         old, self._params = self._params, p
+        if (old.ignore_zones, old.include_zones, old.zone_mask) != (p.ignore_zones, p.include_zones, p.zone_mask):
+            self._zone_key = None       # zones changed: rebuild the zone mask on the next frame
         if self._shape is not None and needs_reset(old, p):
             if old.n_components != p.n_components and old.scale == p.scale:
                 self._resize_components(p.n_components)
@@ -204,11 +205,9 @@ class MotionModel:
     __call__ = apply
 
     def _zone_for(self, w: int, h: int):
-        p = self._params
-        key = (w, h, json.dumps(p.ignore_zones), json.dumps(p.include_zones), p.zone_mask)
-        if key != self._zone_key:
-            self._zone = zone_mask(p, w, h)
-            self._zone_key = key
+        if (w, h) != self._zone_key:
+            self._zone = zone_mask(self._params, w, h)
+            self._zone_key = (w, h)
         return self._zone
 
     def background(self) -> np.ndarray | None:

@@ -126,7 +126,7 @@ class Params:
 
     # ------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, base: "Params | None" = None) -> "Params":
+    def load(cls, path: str | Path) -> "Params":
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -134,10 +134,7 @@ class Params:
             raise ParameterError(f"config file not found: {path}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ParameterError(f"config file {path} is not valid TOML: {e}") from None
-        flat = _flatten(data)
-        if base is None:
-            return cls.from_dict(flat)
-        return base.replace(**flat) if set(flat) <= set(names()) else cls.from_dict(flat)
+        return cls.from_dict(data)
 
     def to_toml(self, comments: bool = True) -> str:
         lines = ["# kl_motion parameters (see `kl-motion config --dump`)"]

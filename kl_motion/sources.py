@@ -5,7 +5,6 @@ Every failure is a SourceError with a one-line message.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -191,13 +190,3 @@ def open_source(spec: str | int | Path, grey: bool = False) -> Source:
     if kind == "folder":
         return FolderSource(spec, grey=grey)
     return CaptureSource(str(spec) if kind != "camera" else int(spec), kind)
-
-
-def read_all(spec, limit: int | None = None) -> Iterator[np.ndarray]:
-    with open_source(spec) as src:
-        for i, f in enumerate(src):
-            if limit is not None and i >= limit:
-                return
-            yield f
-
-

@@ -62,7 +62,7 @@ class ReconnectingSource(Source):
             tries += 1
             try:
                 self.src = open_live(self.spec, self.timeout)
-            except SourceError as e:
+            except SourceError:
                 log.info("%s: reconnect attempt %d failed", self.shown, tries)
                 delay = min(self.max_delay, delay * 2)
                 continue

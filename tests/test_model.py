@@ -207,6 +207,21 @@ def test_zones_remove_motion_inside_them():
     assert np.count_nonzero(rz.mask[:, : W // 2 - 1] == 255) == 0
 
 
+def test_zones_changed_between_frames_act_on_the_next_frame():
+    rng = np.random.default_rng(6)
+    obj = lambda i: (20, 10, 15, 15) if i >= 30 else None  # noqa: E731
+    frames, _ = noisy_scene(rng, 34, obj=obj)
+    m = MotionModel()
+    for f in frames[:-1]:
+        r = m.apply(f)
+    assert np.count_nonzero(r.mask[:, : W // 2 - 1] == 255) > 100
+    m.set_params(ignore_zones=[[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]])
+    r = m.apply(frames[-1])
+    assert np.count_nonzero(r.mask[:, : W // 2 - 1] == 255) == 0
+    m.set_params(ignore_zones=[])
+    assert np.count_nonzero(m.apply(frames[-1]).mask[:, : W // 2 - 1] == 255) > 100
+
+
 def test_scale_gives_full_size_outputs():
     rng = np.random.default_rng(7)
     obj = lambda i: (20, 20, 20, 20) if i >= 30 else None  # noqa: E731

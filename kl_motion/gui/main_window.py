@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt, QTimer, QSignalBlocker
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
-                               QPushButton, QScrollArea, QSlider, QStyle, QToolBar, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
 
-from ..errors import KLMotionError, ParameterError
+from ..errors import ParameterError
 from ..model import MotionModel
 from ..params import Params
 from ..sources import VideoInfo
