@@ -47,19 +47,29 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
     Returns the cleaned mask (0/127/255, uint8) and the foreground blobs left.
     ``area_scale`` converts ``min_area`` (full-size pixels) to this image's pixels.
     """
-    m = raw
-    if p.median_size > 1:
-        n = p.median_size | 1
-        m = cv2.medianBlur(m, n)
-    fg = (m == 255).astype(np.uint8)
-    if p.close_size > 1:
-        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(p.close_size))
-    if p.open_size > 1:
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(p.open_size))
-    if zone is not None:
-        fg &= zone
-    # fg is a 0/1 image of our own: it becomes the output (kept runs 255, the others 0)
-    ry, rs, re, comp, stats = blobs_nb.label_runs(fg)
+    W = raw.shape[1]
+    bits = _foreground_bits(raw, p)
+    if bits is None or p.detect_shadows:
+        m = raw
+        if p.median_size > 1:
+            m = cv2.medianBlur(m, p.median_size | 1)
+    if bits is not None and zone is None:
+        # labelled from the bits; the output starts empty and gets the kept runs
+        ry, rs, re, comp, stats = blobs_nb.label_bits(bits, W)
+        fg = np.zeros(raw.shape, np.uint8)
+    else:
+        if bits is not None:
+            fg = blobs_nb.unpack01(bits, W)
+        else:
+            fg = (m == 255).astype(np.uint8)
+            if p.close_size > 1:
+                fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ellipse(p.close_size))
+            if p.open_size > 1:
+                fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _ellipse(p.open_size))
+        if zone is not None:
+            fg &= zone
+        # fg is a 0/1 image of our own: it becomes the output (kept runs 255, the others 0)
+        ry, rs, re, comp, stats = blobs_nb.label_runs(fg)
     min_area = p.min_area * area_scale
     big = stats[:, cv2.CC_STAT_AREA] >= min_area
     kept = stats[big]
@@ -76,6 +86,57 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
             shadow &= zone.astype(bool)
         out[shadow & (out == 0)] = 127
     return out, blobs
+
+
+def _element(n: int):
+    """The rows of _ellipse(n) as blobs_nb.morph takes them (spans, rows), or None when a row
+    is not one span or the element is wider than the bit kernels shift."""
+    key = -n
+    e = _kernels.get(key)
+    if e is None:
+        k = _ellipse(n)
+        a = n // 2                  # OpenCV's default anchor: the centre
+        spans: list[tuple[int, int]] = []
+        rows = []
+        for ky in range(k.shape[0]):
+            xs = np.flatnonzero(k[ky])
+            if len(xs) == 0:
+                continue
+            if xs[-1] - xs[0] + 1 != len(xs) or n > 63:
+                spans = []
+                break
+            s = (int(xs[0]) - a, int(xs[-1]) - a)
+            if s not in spans:
+                spans.append(s)
+            rows.append((ky - a, spans.index(s)))
+        e = (np.array(spans, np.int64).reshape(-1, 2), np.array(rows, np.int64).reshape(-1, 2)) if spans else ()
+        _kernels[key] = e
+    return e or None
+
+
+def _foreground_bits(raw: np.ndarray, p: Params) -> np.ndarray | None:
+    """clean()'s foreground before zones: (median(raw) == 255), closed, opened, as bits
+    (blobs_nb.pack255's layout), computed 64 pixels at a time; None when the bit kernels do
+    not apply (median larger than 3, width not a multiple of 8, unusual input): then OpenCV
+    does it."""
+    H, W = raw.shape[:2]
+    if (raw.ndim != 2 or raw.dtype != np.uint8 or not raw.flags.c_contiguous or W % 8 or H < 1
+            or p.median_size > 3):
+        return None
+    ops = []
+    for size, close in ((p.close_size, True), (p.open_size, False)):
+        if size > 1:
+            e = _element(size)
+            if e is None:
+                return None
+            ops.append((e, close))
+    B = blobs_nb.pack255(raw, (W + 63) // 64)
+    if p.median_size > 1:
+        B = blobs_nb.median3(B, W)
+    for (spans, rows), close in ops:
+        B = blobs_nb.morph(B, W, spans, rows, close)
+        B = blobs_nb.morph(B, W, spans, rows, not close)
+    return B
 
 
 def zone_mask(p: Params, width: int, height: int) -> np.ndarray | None:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kl_motion import postprocess
+from kl_motion import blobs_nb, postprocess
 from kl_motion.params import Params
 
 
@@ -59,6 +59,8 @@ def test_clean_matches_plain_definition(seed):
     rng = np.random.default_rng(seed)
     for trial in range(120):
         h, w = (int(v) for v in rng.integers(4, 80, 2))
+        if trial % 2:
+            w = 8 * max(1, w // 8)          # the bit path (width a multiple of 8)
         raw = np.where(rng.random((h, w)) < rng.uniform(0.2, 0.8), 255, 0).astype(np.uint8)
         if trial % 2:
             raw[rng.random((h, w)) < 0.1] = 127
@@ -173,7 +175,6 @@ def test_clean_on_empty_and_full_masks():
 def test_components_numbered_like_opencv():
     """blobs_nb.label_runs gives cv2.connectedComponentsWithStats' stats, in its order (the
     raster order of each component's first 2x2 block, not of its first pixel)."""
-    from kl_motion import blobs_nb
     m = np.zeros((4, 8), np.uint8)
     m[1, 0] = 1          # first pixel in raster order is (0, 5); first 2x2 block is (0, 0)
     m[0, 5] = 1
@@ -193,3 +194,62 @@ def test_components_numbered_like_opencv():
         for y, s, e, c in zip(ry, rs, re, comp):
             lab[y, s:e] = c + 1
         assert np.array_equal(lab, labels), trial
+
+
+def foreground_plain(raw, p):
+    m = cv2.medianBlur(raw, p.median_size | 1) if p.median_size > 1 else raw
+    fg = (m == 255).astype(np.uint8)
+    if p.close_size > 1:
+        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, postprocess._ellipse(p.close_size))
+    if p.open_size > 1:
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, postprocess._ellipse(p.open_size))
+    return fg
+
+
+@pytest.mark.parametrize("size", range(0, 32))
+def test_bit_foreground_matches_opencv(size):
+    """median (3x3, edges replicated) and closing/opening with every element size, on bits,
+    against OpenCV; widths that fill the last 64-bit word and widths that do not."""
+    rng = np.random.default_rng(size)
+    for trial, w in enumerate([8, 16, 56, 64, 72, 128, 136, 200, 320]):
+        h = int(rng.integers(1, 70))
+        raw = np.where(rng.random((h, w)) < rng.uniform(0.05, 0.9), 255, 0).astype(np.uint8)
+        raw[rng.random((h, w)) < 0.2] = 127
+        if trial % 2:
+            raw = cv2.resize(cv2.resize(raw, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_NEAREST),
+                             (w, h), interpolation=cv2.INTER_NEAREST)
+        for med in (0, 2, 3):
+            for kw in (dict(close_size=size), dict(open_size=size), dict(close_size=size, open_size=max(0, 31 - size))):
+                p = Params(median_size=med, **kw)
+                bits = postprocess._foreground_bits(raw, p)
+                assert bits is not None
+                fg = blobs_nb.unpack01(bits, w)
+                assert np.array_equal(fg, foreground_plain(raw, p)), (w, h, med, kw)
+
+
+def test_bit_foreground_is_used_for_the_defaults():
+    raw = np.zeros((240, 320), np.uint8)
+    assert postprocess._foreground_bits(raw, Params()) is not None
+    assert postprocess._foreground_bits(raw[:, :317].copy(), Params()) is None      # width % 8
+    assert postprocess._foreground_bits(raw, Params(median_size=5)) is None
+
+
+def test_label_bits_matches_label_runs():
+    """Runs read from the bits (words full of foreground, runs across words, runs to the
+    row's end) are those read from the bytes."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        w = 8 * int(rng.integers(1, 40))
+        h = int(rng.integers(1, 40))
+        m = (rng.random((h, w)) < rng.uniform(0, 1)).astype(np.uint8)
+        if trial % 3 == 0:
+            m = cv2.resize(cv2.resize(m, (max(1, w // 16), h), interpolation=cv2.INTER_NEAREST), (w, h),
+                           interpolation=cv2.INTER_NEAREST)
+        if trial % 5 == 0:
+            m[:, -1] = 1
+        bits = blobs_nb.pack255(m * np.uint8(255), (w + 63) // 64)
+        assert np.array_equal(blobs_nb.unpack01(bits, w), m)
+        got = blobs_nb.label_bits(bits, w)
+        ref = blobs_nb.label_runs(m)
+        for a, b in zip(got, ref):
+            assert np.array_equal(a, b), trial
