@@ -4,141 +4,206 @@ Private kernels: they trust their inputs (the model validates and converts once)
 and take every parameter as an argument, so a value changed between two frames
 is used on the next one (numba freezes module globals at compile time).
 
-State layout (float32, allocated once by the model):
-  gmm[y, x, k, :]  = (weight, variance, mean_0 .. mean_{C-1}) for component k,
-                     components sorted by decreasing weight
+State layout (float32 structure of arrays, allocated once by the model):
+  st[y, j, k, x]   = field j of component k at pixel (y, x): j = 0 weight, 1 variance,
+                     2 + c mean of channel c; components sorted by decreasing weight
   nmodes[y, x]     = number of live components (uint8)
-  cur[y, x, :]     = (mean_0 .. mean_{C-1}, variance) of the current distribution
+  cur[y, j, x]     = current distribution: j = c mean of channel c, j = C variance
+So row y of every field of every component is a contiguous run of W floats: each step of
+the algorithm is a loop over x with no branches (selects instead, and conditions combined
+with & and |: Python's short-circuit `and`/`or` become branches that LLVM turns into masked
+scatters), which LLVM vectorises (8 or 16 pixels per instruction); error_model="numpy"
+drops the division-by-zero checks that would stop it.  ``aos_view`` gives the (H, W, K, 2 + C) view of it.
 
 The math is in docs/algorithm.md; tests/kernel_reference.py is a plain NumPy version of it
 that tests/test_kernels.py checks these kernels against.  Speed (docs/speed.md): float32
-arithmetic throughout, C = 3 and C = 1 compiled separately (the channel loops unroll), the
-log of the KL skipped where it cannot change the minimum (its term is >= 0) or is 0 (r == 1),
-and the two passes fused per band of rows so the state is read from memory once per frame.
+arithmetic throughout, C = 3 and C = 1 compiled separately (the channel loops unroll), a
+polynomial log (Cephes logf) made of bit operations so that the KL loop vectorises, the rare
+per-pixel work (neighbour test, shadow test) in a scalar loop over the few pixels that need
+it, and the two passes fused per band of rows so the state is read from memory once per frame.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, prange
 
-_JIT = dict(cache=True, nogil=True, fastmath=True)
+_JIT = dict(cache=True, nogil=True, fastmath=True, error_model="numpy")
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 FH = np.float32(0.5)
+# Cephes logf
+_L0 = np.float32(7.0376836292e-2)
+_L1 = np.float32(-1.1514610310e-1)
+_L2 = np.float32(1.1676998740e-1)
+_L3 = np.float32(-1.2420140846e-1)
+_L4 = np.float32(1.4249322787e-1)
+_L5 = np.float32(-1.6668057665e-1)
+_L6 = np.float32(2.0000714765e-1)
+_L7 = np.float32(-2.4999993993e-1)
+_L8 = np.float32(3.3333331174e-1)
+_LN2_LO = np.float32(-2.12194440e-4)
+_LN2_HI = np.float32(0.693359375)
+_SQRTH = np.int32(0x3F3504F3)
+
+# float scratch rows per band
+_SC, _BEST, _CUM, _A, _TOT, _COLSUM = 0, 1, 2, 3, 4, 5
+_NSF = 6
+# int32 scratch rows per band
+_BK, _M, _NM = 0, 1, 2
+_NSI = 3
+
+
+def aos_view(st: np.ndarray) -> np.ndarray:
+    """(H, 2 + C, K, W) state -> the (H, W, K, 2 + C) view: gmm[y, x, k] = (w, var, means)."""
+    return st.transpose(0, 3, 2, 1)
+
+
+def cur_view(cur: np.ndarray) -> np.ndarray:
+    """(H, C + 1, W) current distribution -> the (H, W, C + 1) view."""
+    return cur.transpose(0, 2, 1)
 
 
 @njit(inline="always", **_JIT)
-def _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, C, first, bg_ratio, var_min, beta, kl_thr, nb_r,
-           shadows, sh_lo, sh_hi, sh_chroma):
+def _logf(x):
+    """Natural log of a finite float32 x > 0 (Cephes logf, within 1-2 ulp of libm), written
+    with bit operations and a polynomial so that a loop calling it vectorises."""
+    i = np.float32(x).view(np.int32)
+    e = (i - _SQRTH) >> 23                      # mantissa brought into [sqrt(1/2), sqrt(2))
+    m = np.int32(i - (e << 23)).view(np.float32)
+    t = m - F1
+    z = t * t
+    y = (((((((( _L0 * t + _L1) * t + _L2) * t + _L3) * t + _L4) * t + _L5) * t + _L6) * t + _L7) * t
+         + _L8) * t * z
+    fe = np.float32(e)
+    y += fe * _LN2_LO
+    y -= FH * z
+    return (t + y) + fe * _LN2_HI
+
+
+@njit(inline="always", **_JIT)
+def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, C, first, bg_ratio, var_min, beta, kl_thr,
+           nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     """Pass 1 on row y: current distribution, KL to the own background, misfit/shadow flag,
-    neighbour test -> kl_px[y], raw_out[y] (flags)."""
-    H = frame.shape[0]
-    W = frame.shape[1]
+    neighbour test -> kl_px[y], raw_out[y] (flags).  fs, iw: this band's scratch rows."""
+    H = frame.shape[1]
+    W = frame.shape[2]
+    K = st.shape[2]
     fC = np.float32(C)
     invC = F1 / fC
     hC = FH * fC
     omb = F1 - beta
-    for x in range(W):
-        if first:
+    sc_ = fs[_SC]
+    best = fs[_BEST]
+    cum = fs[_CUM]
+    bk = iw[_BK]
+    # current distribution
+    if first:
+        for x in range(W):
             for c in range(C):
-                cur[y, x, c] = np.float32(frame[y, x, c])
-            sc = F0
-            cur[y, x, C] = sc
-        else:
+                cur[y, c, x] = np.float32(frame[c, y, x])
+            cur[y, C, x] = F0
+            sc_[x] = max(F0, var_min)
+    else:
+        for x in range(W):
             d2c = F0
             for c in range(C):
-                d = np.float32(frame[y, x, c]) - cur[y, x, c]
+                d = np.float32(frame[c, y, x]) - cur[y, c, x]
                 d2c += d * d
-                cur[y, x, c] += beta * d
-            sc = omb * (cur[y, x, C] + beta * d2c * invC)
-            cur[y, x, C] = sc
-        if sc < var_min:
-            sc = var_min
-        # own background: min over the first components up to bg_ratio of the weight
-        nm = np.int64(nmodes[y, x])
-        best = F0
-        bestk = -1
-        cum = F0
-        for k in range(nm):
-            sb = gmm[y, x, k, 1]
+                cur[y, c, x] += beta * d
+            s = omb * (cur[y, C, x] + beta * d2c * invC)
+            cur[y, C, x] = s
+            sc_[x] = s if s >= var_min else var_min
+    # own background: min of KL(current || component) over the first components up to
+    # bg_ratio of the weight (component 0 always)
+    for x in range(W):
+        best[x] = F0
+        bk[x] = -1
+        cum[x] = F0
+    for k in range(K):
+        for x in range(W):
+            act = (k < np.int32(nmodes[y, x])) & ((k == 0) | (cum[x] < bg_ratio))
+            sb = st[y, 1, k, x] if act else F1
             dm = F0
             for c in range(C):
-                d = cur[y, x, c] - gmm[y, x, k, 2 + c]
+                d = cur[y, c, x] - st[y, 2 + c, k, x]
                 dm += d * d
             isb = F1 / sb
-            maha = FH * dm * isb
-            if bestk < 0 or maha < best:          # the variance term is >= 0
-                r = sc * isb
-                dk = maha
-                if r != F1:
-                    dk += hC * (r - F1 - math.log(r))
-                if bestk < 0 or dk < best:
-                    best = dk
-                    bestk = k
-            cum += gmm[y, x, k, 0]
-            if cum >= bg_ratio:
-                break
-        flag = np.uint8(0)
-        if bestk >= 0 and best > kl_thr:
-            flag = np.uint8(2)
-            if shadows:
-                dot = F0
-                nb = F0
-                for c in range(C):
-                    mb = gmm[y, x, bestk, 2 + c]
-                    dot += cur[y, x, c] * mb
-                    nb += mb * mb
-                if nb > F0:
-                    br = dot / nb
-                    if br >= sh_lo and br <= sh_hi:
-                        dist = F0
-                        for c in range(C):
-                            d = cur[y, x, c] - br * gmm[y, x, bestk, 2 + c]
-                            dist += d * d
-                        if dist <= sh_chroma * sh_chroma * br * br * nb:
-                            flag = np.uint8(3)
-            if nb_r > 0:
-                for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
-                    for qx in range(max(x - nb_r, 0), min(x + nb_r, W - 1) + 1):
-                        if (qy == y and qx == x) or nmodes[qy, qx] == 0:
-                            continue
-                        sb = gmm[qy, qx, 0, 1]
-                        dm = F0
-                        for c in range(C):
-                            d = cur[y, x, c] - gmm[qy, qx, 0, 2 + c]
-                            dm += d * d
+            r = sc_[x] * isb
+            v = r - F1 - _logf(r)                # >= 0; rounding near r = 1 must not make it < 0
+            dk = FH * dm * isb + hC * (v if v > F0 else F0)
+            b = best[x]
+            take = act & ((bk[x] < 0) | (dk < b))
+            best[x] = dk if take else b
+            bk[x] = np.int32(k) if take else bk[x]
+            cum[x] += st[y, 0, k, x]
+    for x in range(W):
+        b = best[x]
+        kl_px[y, x] = b
+        raw_out[y, x] = np.uint8(2) if ((bk[x] >= 0) & (b > kl_thr)) else np.uint8(0)
+    if not shadows and nb_r <= 0:
+        return
+    # the few pixels their own background does not explain: shadow test, neighbours' background
+    for x in range(W):
+        if raw_out[y, x] != 2:
+            continue
+        sc = sc_[x]
+        b = best[x]
+        if shadows:
+            kb = bk[x]
+            dot = F0
+            nb = F0
+            for c in range(C):
+                mb = st[y, 2 + c, kb, x]
+                dot += cur[y, c, x] * mb
+                nb += mb * mb
+            if nb > F0:
+                br = dot / nb
+                if br >= sh_lo and br <= sh_hi:
+                    dist = F0
+                    for c in range(C):
+                        d = cur[y, c, x] - br * st[y, 2 + c, kb, x]
+                        dist += d * d
+                    if dist <= sh_chroma * sh_chroma * br * br * nb:
+                        raw_out[y, x] = np.uint8(3)
+        if nb_r > 0:
+            for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
+                for qx in range(max(x - nb_r, 0), min(x + nb_r, W - 1) + 1):
+                    if (qy == y and qx == x) or nmodes[qy, qx] == 0:
+                        continue
+                    sb = st[qy, 1, 0, qx]
+                    dm = F0
+                    for c in range(C):
+                        d = cur[y, c, x] - st[qy, 2 + c, 0, qx]
+                        dm += d * d
+                    if FH * dm < b * sb:                 # maha < b, without the division
                         isb = F1 / sb
                         maha = FH * dm * isb
-                        if maha < best:
-                            r = sc * isb
-                            dq = maha
-                            if r != F1:
-                                dq += hC * (r - F1 - math.log(r))
-                            if dq < best:
-                                best = dq
-        kl_px[y, x] = best
-        raw_out[y, x] = flag
+                        r = sc * isb
+                        v = r - F1 - _logf(r)
+                        dq = maha + hC * (v if v > F0 else F0)
+                        if dq < b:
+                            b = dq
+            kl_px[y, x] = b
 
 
 @njit(inline="always", **_JIT)
-def _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, colsum, y, C, pool_r, kl_thr, alpha, match_t2,
+def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, y, C, pool_r, kl_thr, alpha, match_t2,
            var_init, var_min, var_max, c_prior, fg_factor):
     """Pass 2 on row y: pooled KL -> kl_out[y], label -> raw_out[y], Zivkovic update of the mixture.
-    Needs pass 1 done on rows y - pool_r .. y + pool_r; colsum is a scratch row."""
-    H = frame.shape[0]
-    W = frame.shape[1]
-    K = gmm.shape[2]
+    Needs pass 1 done on rows y - pool_r .. y + pool_r.  fs, iw: this band's scratch."""
+    H = frame.shape[1]
+    W = frame.shape[2]
+    K = st.shape[2]
+    colsum = fs[_COLSUM]
     fC = np.float32(C)
     invC = F1 / fC
     y0 = max(y - pool_r, 0)
     y1 = min(y + pool_r, H - 1)
     for x in range(W):
-        s = F0
-        for yy in range(y0, y1 + 1):
-            s += kl_px[yy, x]
-        colsum[x] = s
+        colsum[x] = kl_px[y0, x]
+    for yy in range(y0 + 1, y1 + 1):
+        for x in range(W):
+            colsum[x] += kl_px[yy, x]
     ny = np.float32(y1 - y0 + 1)
     # pooled KL: border columns (clipped window), then the interior (fixed window)
     xe = W - pool_r if W > 2 * pool_r else 0
@@ -160,79 +225,102 @@ def _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, colsum, y, C, pool_r, kl_
             for xx in range(x - pool_r, x + pool_r + 1):
                 acc += colsum[xx]
             kl_out[y, x] = acc * inv_full
+    A = fs[_A]
+    T = fs[_TOT]
+    M = iw[_M]
+    NM = iw[_NM]
+    # labels; learning rate per pixel (0: no update)
     for x in range(W):
-        v = kl_out[y, x]
         flag = raw_out[y, x]
-        label = np.uint8(0)
-        if v > kl_thr:
-            label = np.uint8(127) if flag & 1 else np.uint8(255)
-        raw_out[y, x] = label
-        # ---- Zivkovic update
-        a = alpha
-        if label == 255 or flag == 2:
-            a = alpha * fg_factor
-        if a <= F0:
-            continue
-        oma = F1 - a
-        nm = np.int64(nmodes[y, x])
-        prune = a * c_prior
-        matched = -1
-        total = F0
-        for k in range(nm):
-            w = gmm[y, x, k, 0]
-            if matched < 0:
-                sb = gmm[y, x, k, 1]
-                d2 = F0
-                for c in range(C):
-                    d = np.float32(frame[y, x, c]) - gmm[y, x, k, 2 + c]
-                    d2 += d * d
-                if d2 < match_t2 * sb * fC:
-                    matched = k
-                    w = oma * w + a - prune
-                    rho = a / w
-                    if rho > F1:
-                        rho = F1
-                    for c in range(C):
-                        gmm[y, x, k, 2 + c] += rho * (np.float32(frame[y, x, c]) - gmm[y, x, k, 2 + c])
-                    nv = sb + rho * (d2 * invC - sb)
-                    if nv < var_min:
-                        nv = var_min
-                    if nv > var_max:
-                        nv = var_max
-                    gmm[y, x, k, 1] = nv
-                    gmm[y, x, k, 0] = w
-                    total += w
-                    continue
-            w = oma * w - prune
-            gmm[y, x, k, 0] = w
-            total += w
-        while nm > 0 and nm - 1 != matched and gmm[y, x, nm - 1, 0] < prune:
-            total -= gmm[y, x, nm - 1, 0]
-            nm -= 1
-        if matched < 0:
-            kn = nm if nm < K else K - 1
-            if kn < nm:
-                total -= gmm[y, x, kn, 0]
-            else:
-                nm += 1
-            gmm[y, x, kn, 0] = a
-            gmm[y, x, kn, 1] = var_init
+        fg = kl_out[y, x] > kl_thr
+        lab = np.uint8(0)
+        if fg:
+            lab = np.uint8(127) if (flag & 1) != 0 else np.uint8(255)
+        raw_out[y, x] = lab
+        slow = (fg & ((flag & 1) == 0)) | (flag == 2)
+        a = alpha * fg_factor if slow else alpha
+        A[x] = a if a > F0 else F0
+        M[x] = -1
+        T[x] = F0
+        NM[x] = np.int32(nmodes[y, x])
+    # ---- Zivkovic update: the first component (in weight order) within match_t2 sigmas learns
+    for k in range(K):
+        for x in range(W):
+            a = A[x]
+            inm = (a > F0) & (k < NM[x])
+            w = st[y, 0, k, x]
+            sb = st[y, 1, k, x]
+            d2 = F0
             for c in range(C):
-                gmm[y, x, kn, 2 + c] = np.float32(frame[y, x, c])
-            total += a
-            matched = kn
-        km = matched
-        while km > 0 and gmm[y, x, km, 0] > gmm[y, x, km - 1, 0]:
-            for j in range(2 + C):
-                t = gmm[y, x, km, j]
-                gmm[y, x, km, j] = gmm[y, x, km - 1, j]
-                gmm[y, x, km - 1, j] = t
-            km -= 1
-        if total > F0:
-            inv = F1 / total
-            for kk in range(nm):
-                gmm[y, x, kk, 0] *= inv
-        nmodes[y, x] = np.uint8(nm)
+                d = np.float32(frame[c, y, x]) - st[y, 2 + c, k, x]
+                d2 += d * d
+            ism = inm & (M[x] < 0) & (d2 < match_t2 * sb * fC)
+            prune = a * c_prior
+            oma = F1 - a
+            wm = oma * w + a - prune
+            w2 = wm if ism else oma * w - prune
+            rho = a / (wm if ism else F1)
+            rho = rho if rho < F1 else F1
+            for c in range(C):
+                mu = st[y, 2 + c, k, x]
+                st[y, 2 + c, k, x] = mu + rho * (np.float32(frame[c, y, x]) - mu) if ism else mu
+            nv = sb + rho * (d2 * invC - sb)
+            nv = nv if nv >= var_min else var_min
+            nv = nv if nv <= var_max else var_max
+            st[y, 1, k, x] = nv if ism else sb
+            st[y, 0, k, x] = w2 if inm else w
+            T[x] += w2 if inm else F0
+            M[x] = np.int32(k) if ism else M[x]
+    # prune light components from the end (never the matched one)
+    for k in range(K - 1, -1, -1):
+        for x in range(W):
+            a = A[x]
+            nm = NM[x]
+            w = st[y, 0, k, x]
+            cut = (a > F0) & (k == nm - 1) & (k != M[x]) & (w < a * c_prior)
+            T[x] -= w if cut else F0
+            NM[x] = nm - 1 if cut else nm
+    # no match: a new component (replacing the lightest one when all K are live)
+    for k in range(K):
+        for x in range(W):
+            a = A[x]
+            nm = NM[x]
+            kn = nm if nm < K else K - 1
+            isn = (a > F0) & (M[x] < 0) & (k == kn)
+            w = st[y, 0, k, x]
+            T[x] -= w if (isn & (kn < nm)) else F0
+            st[y, 0, k, x] = a if isn else w
+            st[y, 1, k, x] = var_init if isn else st[y, 1, k, x]
+            for c in range(C):
+                st[y, 2 + c, k, x] = np.float32(frame[c, y, x]) if isn else st[y, 2 + c, k, x]
+    for x in range(W):
+        a = A[x]
+        nm = NM[x]
+        nomatch = (a > F0) & (M[x] < 0)
+        kn = nm if nm < K else K - 1
+        NM[x] = nm + 1 if (nomatch & (kn == nm)) else nm
+        T[x] += a if nomatch else F0
+        M[x] = kn if nomatch else M[x]
+    # keep the components sorted: the one that learned moves up past lighter ones
+    for j in range(K - 1, 0, -1):
+        for x in range(W):
+            sw = (M[x] == j) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
+            for f in range(2 + C):
+                u = st[y, f, j, x]
+                v = st[y, f, j - 1, x]
+                st[y, f, j, x] = v if sw else u
+                st[y, f, j - 1, x] = u if sw else v
+            M[x] = np.int32(j - 1) if sw else M[x]
+    # weights sum to 1
+    for x in range(W):
+        t = T[x]
+        T[x] = F1 / t if ((A[x] > F0) & (t > F0)) else F1
+    for k in range(K):
+        for x in range(W):
+            w = st[y, 0, k, x]
+            st[y, 0, k, x] = w * T[x] if k < NM[x] else w
+    for x in range(W):
+        nmodes[y, x] = np.uint8(NM[x])
 
 
 @njit(inline="always", **_JIT)
@@ -241,52 +329,72 @@ def _inband(yp, ys, ye, lag, H):
 
 
 @njit(inline="always", **_JIT)
-def _band(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, CC,
+def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, CC,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     """Rows ys..ye-1: pass 1 of row y, then pass 2 of row y - lag where it needs no other band.
     Inlined into _band3 / _band1 with CC a literal, so the channel loops unroll."""
-    H = frame.shape[0]
+    H = frame.shape[1]
+    lag = max(pool_r, nb_r)
     for y in range(ys, ye):
-        _pass1(frame, gmm, nmodes, cur, kl_px, raw_out, y, CC, first, bg_ratio, var_min, beta, kl_thr, nb_r,
-               shadows, sh_lo, sh_hi, sh_chroma)
+        _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, CC, first, bg_ratio, var_min, beta, kl_thr,
+               nb_r, shadows, sh_lo, sh_hi, sh_chroma)
         yp = y - lag
         if yp >= ys and _inband(yp, ys, ye, lag, H):
-            _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, CC, pool_r, kl_thr, alpha, match_t2,
-                   var_init, var_min, var_max, c_prior, fg_factor)
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, yp, CC, pool_r, kl_thr, alpha,
+                   match_t2, var_init, var_min, var_max, c_prior, fg_factor)
     for yp in range(max(ye - lag, ys), ye):
         if _inband(yp, ys, ye, lag, H):
-            _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, CC, pool_r, kl_thr, alpha, match_t2,
-                   var_init, var_min, var_max, c_prior, fg_factor)
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, yp, CC, pool_r, kl_thr, alpha,
+                   match_t2, var_init, var_min, var_max, c_prior, fg_factor)
+
+
+@njit(inline="always", **_JIT)
+def _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, CC, pool_r, nb_r, kl_thr, alpha,
+           match_t2, var_init, var_min, var_max, c_prior, fg_factor):
+    """Pass 2 of the rows of ys..ye-1 within lag of a band edge (after every band's pass 1)."""
+    H = frame.shape[1]
+    lag = max(pool_r, nb_r)
+    for yp in range(ys, ye):
+        if not _inband(yp, ys, ye, lag, H):
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, yp, CC, pool_r, kl_thr, alpha,
+                   match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(**_JIT)
-def _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag,
+def _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
            pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
-    _band(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, 3,
+    _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, 3,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
 
 @njit(**_JIT)
-def _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag,
+def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
            pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
-    _band(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, cs, ys, ye, lag, 1,
+    _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, 1,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
 
 @njit(**_JIT)
-def _pass2_any(frame, gmm, nmodes, kl_px, kl_out, raw_out, colsum, y, C, pool_r, kl_thr, alpha, match_t2,
-               var_init, var_min, var_max, c_prior, fg_factor):
-    _pass2(frame, gmm, nmodes, kl_px, kl_out, raw_out, colsum, y, C, pool_r, kl_thr, alpha, match_t2,
-           var_init, var_min, var_max, c_prior, fg_factor)
+def _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, pool_r, nb_r, kl_thr, alpha,
+            match_t2, var_init, var_min, var_max, c_prior, fg_factor):
+    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, 3, pool_r, nb_r, kl_thr, alpha,
+           match_t2, var_init, var_min, var_max, c_prior, fg_factor)
+
+
+@njit(**_JIT)
+def _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, pool_r, nb_r, kl_thr, alpha,
+            match_t2, var_init, var_min, var_max, c_prior, fg_factor):
+    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, 1, pool_r, nb_r, kl_thr, alpha,
+           match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(parallel=True, **_JIT)
-def step(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out,
+def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads=0):
     """One frame: per pixel, the score (pass 1) then the label and the update (pass 2).
@@ -310,49 +418,51 @@ def step(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out,
     in cache.  Rows within lag of a band edge need the other band's pass 1: they are done
     after the barrier, in a second prange.
 
-    frame: (H, W, C) uint8 with C = 1 or 3.  kl_px, kl_out: (H, W) float32.  raw_out: (H, W) uint8.
+    frame: (C, H, W) uint8 planes (cv2.split) with C = 1 or 3.  st: (H, 2 + C, K, W) float32, cur: (H, C + 1, W)
+    float32 (module docstring).  kl_px, kl_out: (H, W) float32.  raw_out: (H, W) uint8.
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
     """
-    H, W, C = frame.shape
+    C, H, W = frame.shape
     lag = max(pool_r, nb_r)
     nb = 4 * nthreads if nthreads > 0 else H // 16
     nb = max(1, min(H, nb))
     rows = (H + nb - 1) // nb
     nb = (H + rows - 1) // rows
-    colsum = np.empty((nb, W), np.float32)
+    fs = np.empty((nb, _NSF, W), np.float32)
+    iw = np.empty((nb, _NSI, W), np.int32)
     for b in prange(nb):
         ys = b * rows
         ye = min(H, ys + rows)
         if C == 3:
-            _band3(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag,
+            _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
         else:                                   # C == 1 (the model allows 1 or 3)
-            _band1(frame, gmm, nmodes, cur, kl_px, kl_out, raw_out, colsum[b], ys, ye, lag,
+            _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
-
     # rows next to a band edge: after every band's pass 1 (they need the other band's kl_px,
     # and the other band's pass 1 reads their mixture)
     for b in prange(nb):
         ys = b * rows
         ye = min(H, ys + rows)
-        cs = colsum[b]
-        for yp in range(ys, ye):
-            if not _inband(yp, ys, ye, lag, H):
-                _pass2_any(frame, gmm, nmodes, kl_px, kl_out, raw_out, cs, yp, C, pool_r, kl_thr, alpha, match_t2,
-                       var_init, var_min, var_max, c_prior, fg_factor)
+        if C == 3:
+            _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye, pool_r,
+                    nb_r, kl_thr, alpha, match_t2, var_init, var_min, var_max, c_prior, fg_factor)
+        else:
+            _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye, pool_r,
+                    nb_r, kl_thr, alpha, match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(parallel=True, **_JIT)
-def background_image(gmm, nmodes, out):
+def background_image(st, nmodes, out):
     """The mean of each pixel's heaviest component, as uint8 (H, W, C)."""
     H, W, C = out.shape
     for y in prange(H):
         for x in range(W):
             for c in range(C):
-                v = gmm[y, x, 0, 2 + c] if nmodes[y, x] > 0 else F0
+                v = st[y, 2 + c, 0, x] if nmodes[y, x] > 0 else F0
                 v = v + FH
                 if v < F0:
                     v = F0

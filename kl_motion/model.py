@@ -115,12 +115,14 @@ class MotionModel:
         H, W, C = shape
         h, w = self._detect_size(H, W)
         K = self._params.n_components
-        self._gmm = np.zeros((h, w, K, 2 + C), np.float32)
+        self._st = np.zeros((h, 2 + C, K, w), np.float32)       # layout: kernels module docstring
         self._nmodes = np.zeros((h, w), np.uint8)
-        self._cur = np.zeros((h, w, C + 1), np.float32)
+        self._curs = np.zeros((h, C + 1, w), np.float32)
         self._kl = np.zeros((h, w), np.float32)
         self._kl_px = np.zeros((h, w), np.float32)
         self._raw = np.zeros((h, w), np.uint8)
+        self._planes = np.empty((C, h, w), np.uint8)          # the frame as planes, for the kernel
+        self._plane_list = list(self._planes)
         self._shape = shape
         self._n = 0
 
@@ -130,16 +132,29 @@ class MotionModel:
             return H, W
         return max(1, int(round(H * s))), max(1, int(round(W * s)))
 
+    @property
+    def _gmm(self) -> np.ndarray:
+        """The mixture as an (h, w, K, 2 + C) view: gmm[y, x, k] = (weight, variance, means)."""
+        return kernels.aos_view(self._st)
+
+    @property
+    def _cur(self) -> np.ndarray:
+        """The current distribution as an (h, w, C + 1) view: (means, variance)."""
+        return kernels.cur_view(self._curs)
+
     def _resize_components(self, K: int) -> None:
-        old = self._gmm
-        h, w, K0, S = old.shape
-        g = np.zeros((h, w, K, S), np.float32)
+        old = self._st
+        h, S, K0, w = old.shape
+        st = np.zeros((h, S, K, w), np.float32)
         k = min(K, K0)
-        g[:, :, :k] = old[:, :, :k]
-        self._gmm = g
+        st[:, :, :k] = old[:, :, :k]
+        self._st = st
         self._nmodes = np.minimum(self._nmodes, K).astype(np.uint8)
-        tot = g[:, :, :, 0].sum(axis=2)
-        g[:, :, :, 0] /= np.where(tot > 0, tot, 1.0)[..., None]
+        live = np.arange(K)[None, :, None] < self._nmodes[:, None, :]
+        wts = st[:, 0]
+        wts[~live] = 0.0
+        tot = wts.sum(axis=1)
+        wts /= np.where(tot > 0, tot, 1.0)[:, None, :]
 
     # ------------------------------------------------------------------ frames
     def _check(self, frame) -> np.ndarray:
@@ -175,15 +190,17 @@ class MotionModel:
             small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
             if small.ndim == 2:
                 small = small[:, :, None]
-        if not small.flags.c_contiguous:
-            small = np.ascontiguousarray(small)
+        if C == 1:
+            self._planes[0] = small[:, :, 0]
+        else:
+            cv2.split(small, self._plane_list)              # writes into self._planes
         if self._relearn:
             self._relearn = False
             self._n = 0
         first = self._n == 0 and not self._nmodes.any()
         self._n += 1
         alpha = max(1.0 / p.history, 1.0 / self._n)
-        kernels.step(small, self._gmm, self._nmodes, self._cur, self._kl_px, self._kl, self._raw,
+        kernels.step(self._planes, self._st, self._nmodes, self._curs, self._kl_px, self._kl, self._raw,
                      np.float32(alpha), first, np.float32(p.match_sigma ** 2), np.float32(p.background_ratio),
                      np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
@@ -217,7 +234,7 @@ class MotionModel:
         H, W, C = self._shape
         h, w = self._kl.shape
         out = np.empty((h, w, C), np.uint8)
-        kernels.background_image(self._gmm, self._nmodes, out)
+        kernels.background_image(self._st, self._nmodes, out)
         if (h, w) != (H, W):
             out = cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
             out = out.reshape(H, W, C)
@@ -227,7 +244,7 @@ class MotionModel:
     def state_bytes_per_pixel(self) -> float:
         if self._shape is None:
             return float("nan")
-        arrs = (self._gmm, self._nmodes, self._cur, self._kl_px, self._kl, self._raw)
+        arrs = (self._st, self._nmodes, self._curs, self._kl_px, self._kl, self._raw)
         return sum(a.nbytes for a in arrs) / float(self._kl.size)
 
     # ------------------------------------------------------------------ persistence

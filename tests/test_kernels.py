@@ -53,13 +53,24 @@ def empty_state(C: int, K: int):
             np.zeros((H, W, C + 1), np.float32))
 
 
+def to_kernel_layout(frame, gmm, cur):
+    """Reference layout (H, W, ...) -> the kernel's structure of arrays (kernels docstring)."""
+    planes = np.ascontiguousarray(frame.transpose(2, 0, 1))
+    st = np.ascontiguousarray(gmm.transpose(0, 3, 2, 1))
+    curs = np.ascontiguousarray(cur.transpose(0, 2, 1))
+    return planes, st, curs
+
+
 def run_kernel(frame, gmm, nmodes, cur, p: ref.StepParams):
-    gmm, nmodes, cur = gmm.copy(), nmodes.copy(), cur.copy()
+    planes, st, curs = to_kernel_layout(frame, gmm, cur)
+    nmodes = nmodes.copy()
     h, w = nmodes.shape
     kl_px = np.zeros((h, w), np.float32)
     kl_out = np.zeros((h, w), np.float32)
     raw = np.zeros((h, w), np.uint8)
-    kernels.step(frame, gmm, nmodes, cur, kl_px, kl_out, raw, *p.kernel_args())
+    kernels.step(planes, st, nmodes, curs, kl_px, kl_out, raw, *p.kernel_args())
+    gmm = np.ascontiguousarray(kernels.aos_view(st))
+    cur = np.ascontiguousarray(kernels.cur_view(curs))
     return dict(gmm=gmm, nmodes=nmodes, cur=cur, kl_px=kl_px, kl_out=kl_out, raw=raw)
 
 
@@ -144,7 +155,7 @@ def test_background_image_matches_reference():
         nmodes = nmodes.copy()
         nmodes[0, :5] = 0                               # pixels without components -> 0
         out = np.empty((H, W, C), np.uint8)
-        kernels.background_image(gmm, nmodes, out)
+        kernels.background_image(np.ascontiguousarray(gmm.transpose(0, 3, 2, 1)), nmodes, out)
         assert np.array_equal(out, ref.background_image(gmm, nmodes, C))
 
 
