@@ -31,6 +31,7 @@ class Blob:
 
 
 _kernels: dict[int, np.ndarray] = {}
+_elements: dict[int, tuple] = {}    # _element's cache
 
 
 def _ellipse(n: int) -> np.ndarray:
@@ -91,8 +92,7 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
 def _element(n: int):
     """The rows of _ellipse(n) as blobs_nb.morph takes them (spans, rows), or None when a row
     is not one span or the element is wider than the bit kernels shift."""
-    key = -n
-    e = _kernels.get(key)
+    e = _elements.get(n)
     if e is None:
         k = _ellipse(n)
         a = n // 2                  # OpenCV's default anchor: the centre
@@ -110,7 +110,7 @@ def _element(n: int):
                 spans.append(s)
             rows.append((ky - a, spans.index(s)))
         e = (np.array(spans, np.int64).reshape(-1, 2), np.array(rows, np.int64).reshape(-1, 2)) if spans else ()
-        _kernels[key] = e
+        _elements[n] = e
     return e or None
 
 
