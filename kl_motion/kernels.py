@@ -8,7 +8,8 @@ State layout (float32 structure of arrays, allocated once by the model):
   st[y, j, k, x]   = field j of component k at pixel (y, x): j = 0 weight, 1 variance,
                      2 + c mean of channel c; components sorted by decreasing weight
   nmodes[y, x]     = number of live components (uint8)
-  cur[y, j, x]     = current distribution: j = c mean of channel c, j = C variance
+  cur[j, y, x]     = current distribution: j = c mean of channel c, j = C variance
+                     (used only when current_rate < 1)
 So row y of every field of every component is a contiguous run of W floats: each step of
 the algorithm is a loop over x with no branches (selects instead, and conditions combined
 with & and |: Python's short-circuit `and`/`or` become branches that LLVM turns into masked
@@ -45,12 +46,10 @@ _LN2_LO = np.float32(-2.12194440e-4)
 _LN2_HI = np.float32(0.693359375)
 _SQRTH = np.int32(0x3F3504F3)
 
-# float scratch rows per band
-_SC, _BEST, _CUM, _A, _TOT, _COLSUM = 0, 1, 2, 3, 4, 5
-_NSF = 6
-# int32 scratch rows per band
-_BK, _M, _NM = 0, 1, 2
-_NSI = 3
+# scratch rows per band (float32): pass 1's, then pass 2's; _CM and _FR are C rows each
+_SC, _BEST, _CUM, _BK, _CM = 0, 1, 2, 3, 4
+_A, _TOT, _COLSUM, _M, _NM, _FR = 7, 8, 9, 10, 11, 12
+_NSF = 15
 
 
 def aos_view(st: np.ndarray) -> np.ndarray:
@@ -59,8 +58,8 @@ def aos_view(st: np.ndarray) -> np.ndarray:
 
 
 def cur_view(cur: np.ndarray) -> np.ndarray:
-    """(H, C + 1, W) current distribution -> the (H, W, C + 1) view."""
-    return cur.transpose(0, 2, 1)
+    """(C + 1, H, W) current distribution -> the (H, W, C + 1) view."""
+    return cur.transpose(1, 2, 0)
 
 
 @njit(inline="always", **_JIT)
@@ -81,65 +80,88 @@ def _logf(x):
 
 
 @njit(inline="always", **_JIT)
-def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, C, first, bg_ratio, var_min, beta, kl_thr,
+def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, C, first, bg_ratio, var_min, beta, kl_thr,
            nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     """Pass 1 on row y: current distribution, KL to the own background, misfit/shadow flag,
-    neighbour test -> kl_px[y], raw_out[y] (flags).  fs, iw: this band's scratch rows."""
-    H = frame.shape[1]
+    neighbour test -> kl_px[y], raw_out[y] (flags).  fs: this band's scratch rows."""
     W = frame.shape[2]
-    K = st.shape[2]
     fC = np.float32(C)
     invC = F1 / fC
-    hC = FH * fC
     omb = F1 - beta
     sc_ = fs[_SC]
-    best = fs[_BEST]
-    cum = fs[_CUM]
-    bk = iw[_BK]
-    # current distribution
-    if first:
+    cm = fs[_CM:_CM + C]
+    if beta >= F1:
+        # current_rate 1: the current distribution is this frame with the floor variance; cur is
+        # neither read nor written (the model fills it in if the rate changes)
         for x in range(W):
             for c in range(C):
-                cur[y, c, x] = np.float32(frame[c, y, x])
-            cur[y, C, x] = F0
+                cm[c, x] = np.float32(frame[c, y, x])
+            sc_[x] = var_min
+    elif first:
+        for x in range(W):
+            for c in range(C):
+                v = np.float32(frame[c, y, x])
+                cur[c, y, x] = v
+                cm[c, x] = v
+            cur[C, y, x] = F0
             sc_[x] = max(F0, var_min)
     else:
         for x in range(W):
             d2c = F0
             for c in range(C):
-                d = np.float32(frame[c, y, x]) - cur[y, c, x]
+                d = np.float32(frame[c, y, x]) - cur[c, y, x]
                 d2c += d * d
-                cur[y, c, x] += beta * d
-            s = omb * (cur[y, C, x] + beta * d2c * invC)
-            cur[y, C, x] = s
+                v = cur[c, y, x] + beta * d
+                cur[c, y, x] = v
+                cm[c, x] = v
+            s = omb * (cur[C, y, x] + beta * d2c * invC)
+            cur[C, y, x] = s
             sc_[x] = s if s >= var_min else var_min
+    _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+
+
+@njit(inline="always", **_JIT)
+def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+    """Row y of pass 1 after the current distribution (means fs[_CM + c], variance fs[_SC]).
+    Integer quantities (component indices, counts) are kept as float32 so that every lane of
+    the vector loops is 32 bits wide."""
+    H = st.shape[0]
+    W = st.shape[3]
+    K = st.shape[2]
+    hC = FH * np.float32(C)
+    sc_ = fs[_SC]
+    best = fs[_BEST]
+    cum = fs[_CUM]
+    bk = fs[_BK]
+    cm = fs[_CM:_CM + C]
     # own background: min of KL(current || component) over the first components up to
     # bg_ratio of the weight (component 0 always)
     for x in range(W):
         best[x] = F0
-        bk[x] = -1
+        bk[x] = -F1
         cum[x] = F0
     for k in range(K):
+        fk = np.float32(k)
         for x in range(W):
-            act = (k < np.int32(nmodes[y, x])) & ((k == 0) | (cum[x] < bg_ratio))
+            act = (fk < np.float32(nmodes[y, x])) & ((k == 0) | (cum[x] < bg_ratio))
             sb = st[y, 1, k, x] if act else F1
             dm = F0
             for c in range(C):
-                d = cur[y, c, x] - st[y, 2 + c, k, x]
+                d = cm[c, x] - st[y, 2 + c, k, x]
                 dm += d * d
             isb = F1 / sb
             r = sc_[x] * isb
             v = r - F1 - _logf(r)                # >= 0; rounding near r = 1 must not make it < 0
             dk = FH * dm * isb + hC * (v if v > F0 else F0)
             b = best[x]
-            take = act & ((bk[x] < 0) | (dk < b))
+            take = act & ((bk[x] < F0) | (dk < b))
             best[x] = dk if take else b
-            bk[x] = np.int32(k) if take else bk[x]
+            bk[x] = fk if take else bk[x]
             cum[x] += st[y, 0, k, x]
     for x in range(W):
         b = best[x]
         kl_px[y, x] = b
-        raw_out[y, x] = np.uint8(2) if ((bk[x] >= 0) & (b > kl_thr)) else np.uint8(0)
+        raw_out[y, x] = np.uint8(2) if ((bk[x] >= F0) & (b > kl_thr)) else np.uint8(0)
     if not shadows and nb_r <= 0:
         return
     # the few pixels their own background does not explain: shadow test, neighbours' background
@@ -149,19 +171,19 @@ def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, C, first, bg_ratio
         sc = sc_[x]
         b = best[x]
         if shadows:
-            kb = bk[x]
+            kb = np.int64(bk[x])
             dot = F0
             nb = F0
             for c in range(C):
                 mb = st[y, 2 + c, kb, x]
-                dot += cur[y, c, x] * mb
+                dot += cm[c, x] * mb
                 nb += mb * mb
             if nb > F0:
                 br = dot / nb
                 if br >= sh_lo and br <= sh_hi:
                     dist = F0
                     for c in range(C):
-                        d = cur[y, c, x] - br * st[y, 2 + c, kb, x]
+                        d = cm[c, x] - br * st[y, 2 + c, kb, x]
                         dist += d * d
                     if dist <= sh_chroma * sh_chroma * br * br * nb:
                         raw_out[y, x] = np.uint8(3)
@@ -173,7 +195,7 @@ def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, C, first, bg_ratio
                     sb = st[qy, 1, 0, qx]
                     dm = F0
                     for c in range(C):
-                        d = cur[y, c, x] - st[qy, 2 + c, 0, qx]
+                        d = cm[c, x] - st[qy, 2 + c, 0, qx]
                         dm += d * d
                     if FH * dm < b * sb:                 # maha < b, without the division
                         isb = F1 / sb
@@ -186,17 +208,19 @@ def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, C, first, bg_ratio
             kl_px[y, x] = b
 
 
+
 @njit(inline="always", **_JIT)
-def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, y, C, pool_r, kl_thr, alpha, match_t2,
+def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, alpha, match_t2,
            var_init, var_min, var_max, c_prior, fg_factor):
     """Pass 2 on row y: pooled KL -> kl_out[y], label -> raw_out[y], Zivkovic update of the mixture.
-    Needs pass 1 done on rows y - pool_r .. y + pool_r.  fs, iw: this band's scratch."""
+    Needs pass 1 done on rows y - pool_r .. y + pool_r.  fs: this band's scratch rows."""
     H = frame.shape[1]
     W = frame.shape[2]
     K = st.shape[2]
     colsum = fs[_COLSUM]
     fC = np.float32(C)
     invC = F1 / fC
+    fK1 = np.float32(K - 1)
     y0 = max(y - pool_r, 0)
     y1 = min(y + pool_r, H - 1)
     for x in range(W):
@@ -227,10 +251,13 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, y, C, pool_r, kl_t
             kl_out[y, x] = acc * inv_full
     A = fs[_A]
     T = fs[_TOT]
-    M = iw[_M]
-    NM = iw[_NM]
-    # labels; learning rate per pixel (0: no update)
+    M = fs[_M]
+    NM = fs[_NM]
+    fr = fs[_FR:_FR + C]
+    # frame row as floats; labels; learning rate per pixel (0: no update)
     for x in range(W):
+        for c in range(C):
+            fr[c, x] = np.float32(frame[c, y, x])
         flag = raw_out[y, x]
         fg = kl_out[y, x] > kl_thr
         lab = np.uint8(0)
@@ -240,21 +267,22 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, y, C, pool_r, kl_t
         slow = (fg & ((flag & 1) == 0)) | (flag == 2)
         a = alpha * fg_factor if slow else alpha
         A[x] = a if a > F0 else F0
-        M[x] = -1
+        M[x] = -F1
         T[x] = F0
-        NM[x] = np.int32(nmodes[y, x])
+        NM[x] = np.float32(nmodes[y, x])
     # ---- Zivkovic update: the first component (in weight order) within match_t2 sigmas learns
     for k in range(K):
+        fk = np.float32(k)
         for x in range(W):
             a = A[x]
-            inm = (a > F0) & (k < NM[x])
+            inm = (a > F0) & (fk < NM[x])
             w = st[y, 0, k, x]
             sb = st[y, 1, k, x]
             d2 = F0
             for c in range(C):
-                d = np.float32(frame[c, y, x]) - st[y, 2 + c, k, x]
+                d = fr[c, x] - st[y, 2 + c, k, x]
                 d2 += d * d
-            ism = inm & (M[x] < 0) & (d2 < match_t2 * sb * fC)
+            ism = inm & (M[x] < F0) & (d2 < match_t2 * sb * fC)
             prune = a * c_prior
             oma = F1 - a
             wm = oma * w + a - prune
@@ -263,62 +291,66 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, y, C, pool_r, kl_t
             rho = rho if rho < F1 else F1
             for c in range(C):
                 mu = st[y, 2 + c, k, x]
-                st[y, 2 + c, k, x] = mu + rho * (np.float32(frame[c, y, x]) - mu) if ism else mu
+                st[y, 2 + c, k, x] = mu + rho * (fr[c, x] - mu) if ism else mu
             nv = sb + rho * (d2 * invC - sb)
             nv = nv if nv >= var_min else var_min
             nv = nv if nv <= var_max else var_max
             st[y, 1, k, x] = nv if ism else sb
             st[y, 0, k, x] = w2 if inm else w
             T[x] += w2 if inm else F0
-            M[x] = np.int32(k) if ism else M[x]
+            M[x] = fk if ism else M[x]
     # prune light components from the end (never the matched one)
     for k in range(K - 1, -1, -1):
+        fk = np.float32(k)
         for x in range(W):
             a = A[x]
             nm = NM[x]
             w = st[y, 0, k, x]
-            cut = (a > F0) & (k == nm - 1) & (k != M[x]) & (w < a * c_prior)
+            cut = (a > F0) & (fk == nm - F1) & (fk != M[x]) & (w < a * c_prior)
             T[x] -= w if cut else F0
-            NM[x] = nm - 1 if cut else nm
+            NM[x] = nm - F1 if cut else nm
     # no match: a new component (replacing the lightest one when all K are live)
     for k in range(K):
+        fk = np.float32(k)
         for x in range(W):
             a = A[x]
             nm = NM[x]
-            kn = nm if nm < K else K - 1
-            isn = (a > F0) & (M[x] < 0) & (k == kn)
+            kn = nm if nm < fK1 else fK1
+            isn = (a > F0) & (M[x] < F0) & (fk == kn)
             w = st[y, 0, k, x]
             T[x] -= w if (isn & (kn < nm)) else F0
             st[y, 0, k, x] = a if isn else w
             st[y, 1, k, x] = var_init if isn else st[y, 1, k, x]
             for c in range(C):
-                st[y, 2 + c, k, x] = np.float32(frame[c, y, x]) if isn else st[y, 2 + c, k, x]
+                st[y, 2 + c, k, x] = fr[c, x] if isn else st[y, 2 + c, k, x]
     for x in range(W):
         a = A[x]
         nm = NM[x]
-        nomatch = (a > F0) & (M[x] < 0)
-        kn = nm if nm < K else K - 1
-        NM[x] = nm + 1 if (nomatch & (kn == nm)) else nm
+        nomatch = (a > F0) & (M[x] < F0)
+        kn = nm if nm < fK1 else fK1
+        NM[x] = nm + F1 if (nomatch & (kn == nm)) else nm
         T[x] += a if nomatch else F0
         M[x] = kn if nomatch else M[x]
     # keep the components sorted: the one that learned moves up past lighter ones
     for j in range(K - 1, 0, -1):
+        fj = np.float32(j)
         for x in range(W):
-            sw = (M[x] == j) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
+            sw = (M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
             for f in range(2 + C):
                 u = st[y, f, j, x]
                 v = st[y, f, j - 1, x]
                 st[y, f, j, x] = v if sw else u
                 st[y, f, j - 1, x] = u if sw else v
-            M[x] = np.int32(j - 1) if sw else M[x]
+            M[x] = fj - F1 if sw else M[x]
     # weights sum to 1
     for x in range(W):
         t = T[x]
         T[x] = F1 / t if ((A[x] > F0) & (t > F0)) else F1
     for k in range(K):
+        fk = np.float32(k)
         for x in range(W):
             w = st[y, 0, k, x]
-            st[y, 0, k, x] = w * T[x] if k < NM[x] else w
+            st[y, 0, k, x] = w * T[x] if fk < NM[x] else w
     for x in range(W):
         nmodes[y, x] = np.uint8(NM[x])
 
@@ -329,7 +361,7 @@ def _inband(yp, ys, ye, lag, H):
 
 
 @njit(inline="always", **_JIT)
-def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, CC,
+def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, CC,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     """Rows ys..ye-1: pass 1 of row y, then pass 2 of row y - lag where it needs no other band.
@@ -337,59 +369,59 @@ def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, CC,
     H = frame.shape[1]
     lag = max(pool_r, nb_r)
     for y in range(ys, ye):
-        _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, iw, y, CC, first, bg_ratio, var_min, beta, kl_thr,
+        _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, CC, first, bg_ratio, var_min, beta, kl_thr,
                nb_r, shadows, sh_lo, sh_hi, sh_chroma)
         yp = y - lag
         if yp >= ys and _inband(yp, ys, ye, lag, H):
-            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, yp, CC, pool_r, kl_thr, alpha,
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
                    match_t2, var_init, var_min, var_max, c_prior, fg_factor)
     for yp in range(max(ye - lag, ys), ye):
         if _inband(yp, ys, ye, lag, H):
-            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, yp, CC, pool_r, kl_thr, alpha,
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
                    match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(inline="always", **_JIT)
-def _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, CC, pool_r, nb_r, kl_thr, alpha,
+def _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, CC, pool_r, nb_r, kl_thr, alpha,
            match_t2, var_init, var_min, var_max, c_prior, fg_factor):
     """Pass 2 of the rows of ys..ye-1 within lag of a band edge (after every band's pass 1)."""
     H = frame.shape[1]
     lag = max(pool_r, nb_r)
     for yp in range(ys, ye):
         if not _inband(yp, ys, ye, lag, H):
-            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, yp, CC, pool_r, kl_thr, alpha,
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
                    match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(**_JIT)
-def _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye,
+def _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
            pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
-    _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, 3,
+    _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 3,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
 
 @njit(**_JIT)
-def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye,
+def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
            pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
-    _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, iw, ys, ye, 1,
+    _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 1,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
 
 
 @njit(**_JIT)
-def _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, pool_r, nb_r, kl_thr, alpha,
+def _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, pool_r, nb_r, kl_thr, alpha,
             match_t2, var_init, var_min, var_max, c_prior, fg_factor):
-    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, 3, pool_r, nb_r, kl_thr, alpha,
+    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, 3, pool_r, nb_r, kl_thr, alpha,
            match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(**_JIT)
-def _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, pool_r, nb_r, kl_thr, alpha,
+def _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, pool_r, nb_r, kl_thr, alpha,
             match_t2, var_init, var_min, var_max, c_prior, fg_factor):
-    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, iw, ys, ye, 1, pool_r, nb_r, kl_thr, alpha,
+    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, 1, pool_r, nb_r, kl_thr, alpha,
            match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
@@ -418,7 +450,7 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     in cache.  Rows within lag of a band edge need the other band's pass 1: they are done
     after the barrier, in a second prange.
 
-    frame: (C, H, W) uint8 planes (cv2.split) with C = 1 or 3.  st: (H, 2 + C, K, W) float32, cur: (H, C + 1, W)
+    frame: (C, H, W) uint8 planes (cv2.split) with C = 1 or 3.  st: (H, 2 + C, K, W) float32, cur: (C + 1, H, W)
     float32 (module docstring).  kl_px, kl_out: (H, W) float32.  raw_out: (H, W) uint8.
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
@@ -430,16 +462,15 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     rows = (H + nb - 1) // nb
     nb = (H + rows - 1) // rows
     fs = np.empty((nb, _NSF, W), np.float32)
-    iw = np.empty((nb, _NSI, W), np.int32)
     for b in prange(nb):
         ys = b * rows
         ye = min(H, ys + rows)
         if C == 3:
-            _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye,
+            _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
         else:                                   # C == 1 (the model allows 1 or 3)
-            _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye,
+            _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                    pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
     # rows next to a band edge: after every band's pass 1 (they need the other band's kl_px,
@@ -448,10 +479,10 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
         ys = b * rows
         ye = min(H, ys + rows)
         if C == 3:
-            _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye, pool_r,
+            _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], ys, ye, pool_r,
                     nb_r, kl_thr, alpha, match_t2, var_init, var_min, var_max, c_prior, fg_factor)
         else:
-            _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], iw[b], ys, ye, pool_r,
+            _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], ys, ye, pool_r,
                     nb_r, kl_thr, alpha, match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 

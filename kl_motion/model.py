@@ -117,7 +117,8 @@ class MotionModel:
         K = self._params.n_components
         self._st = np.zeros((h, 2 + C, K, w), np.float32)       # layout: kernels module docstring
         self._nmodes = np.zeros((h, w), np.uint8)
-        self._curs = np.zeros((h, C + 1, w), np.float32)
+        self._curs = np.zeros((C + 1, h, w), np.float32)
+        self._cur_valid = True          # False while current_rate == 1 (the kernel skips cur)
         self._kl = np.zeros((h, w), np.float32)
         self._kl_px = np.zeros((h, w), np.float32)
         self._raw = np.zeros((h, w), np.uint8)
@@ -140,7 +141,17 @@ class MotionModel:
     @property
     def _cur(self) -> np.ndarray:
         """The current distribution as an (h, w, C + 1) view: (means, variance)."""
+        self._fill_cur()
         return kernels.cur_view(self._curs)
+
+    def _fill_cur(self) -> None:
+        """With current_rate 1 the kernel neither reads nor writes cur: the current distribution
+        is the last frame with variance 0 (floored by the kernel).  Write that into cur."""
+        if not self._cur_valid:
+            C = self._planes.shape[0]
+            self._curs[:C] = self._planes
+            self._curs[C] = 0.0
+            self._cur_valid = True
 
     def _resize_components(self, K: int) -> None:
         old = self._st
@@ -190,6 +201,8 @@ class MotionModel:
             small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
             if small.ndim == 2:
                 small = small[:, :, None]
+        if p.current_rate < 1.0 and self._n > 0:
+            self._fill_cur()                                # from the previous frame's planes
         if C == 1:
             self._planes[0] = small[:, :, 0]
         else:
@@ -207,6 +220,8 @@ class MotionModel:
                      p.pool_radius, np.float32(p.current_rate),
                      np.float32(p.kl_threshold), p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
+        if p.current_rate >= 1.0:
+            self._cur_valid = False
         zone = self._zone_for(w, h)
         area_scale = (h * w) / float(H * W)
         mask, blobs = clean(self._raw, p, zone, area_scale)

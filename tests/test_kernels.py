@@ -57,7 +57,7 @@ def to_kernel_layout(frame, gmm, cur):
     """Reference layout (H, W, ...) -> the kernel's structure of arrays (kernels docstring)."""
     planes = np.ascontiguousarray(frame.transpose(2, 0, 1))
     st = np.ascontiguousarray(gmm.transpose(0, 3, 2, 1))
-    curs = np.ascontiguousarray(cur.transpose(0, 2, 1))
+    curs = np.ascontiguousarray(cur.transpose(2, 0, 1))
     return planes, st, curs
 
 
@@ -90,8 +90,10 @@ def state_ok(r: ref.StepResult, k: dict) -> np.ndarray:
 def compare(r: ref.StepResult, k: dict, p: ref.StepParams, where: str) -> dict:
     """Assert kernel == reference on one frame; returns the fractions of bad pixels."""
     n = r.nmodes.size
-    # the current distribution has no decisions in it: it must match everywhere
-    assert close(r.cur, k["cur"]).all(), f"{where}: current distribution differs"
+    # the current distribution has no decisions in it: it must match everywhere (with
+    # current_rate 1 the kernel leaves cur alone: it is this frame; the model fills it in)
+    if p.beta < 1.0:
+        assert close(r.cur, k["cur"]).all(), f"{where}: current distribution differs"
     st = state_ok(r, k)
     klp = close(r.kl_px, k["kl_px"])
     klo = close(r.kl_out, k["kl_out"])
@@ -175,6 +177,28 @@ def test_model_wiring_matches_reference():
         assert (res.mask == r.raw).mean() >= 1 - MAX_BAD, f"frame {i}"
         assert close(res.kl, r.kl_out).mean() >= 1 - MAX_BAD, f"frame {i}"
         gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), m._cur.copy()
+
+
+def test_current_rate_switch_between_frames_matches_reference():
+    """current_rate 1 (the kernel skips the current distribution) then 0.5 from frame 5 on:
+    the model must start the moving average from the last frame, as the reference does."""
+    from kl_motion.model import MotionModel
+    params = Params(median_size=0, close_size=0, open_size=0, min_area=0, fill_holes=0, history=10,
+                    current_rate=1.0)
+    m = MotionModel(params)
+    frames = synthetic_sequence(11, 10, 3)
+    gmm, nmodes, cur = empty_state(3, params.n_components)
+    for i, f in enumerate(frames, start=1):
+        if i == 5:
+            params = m.set_params(current_rate=0.5)
+        p = ref.params_for_frame(params, i, first=(i == 1))
+        r = ref.step(f, gmm, nmodes, cur, p)
+        res = m.apply(f)
+        assert (res.mask == r.raw).mean() >= 1 - MAX_BAD, f"frame {i}"
+        assert close(res.kl, r.kl_out).mean() >= 1 - MAX_BAD, f"frame {i}"
+        if i >= 5:          # (reading m._cur earlier would itself fill it in)
+            assert close(m._cur, r.cur).all(), f"frame {i}: current distribution"
+        gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), r.cur
 
 
 # ----------------------------------------------------------------------------- properties
