@@ -1,6 +1,7 @@
 """The stateful background model: validates frames, owns the state, calls the kernels."""
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,9 +118,13 @@ class MotionModel:
         K = self._params.n_components
         self._st = np.zeros((h, 2 + C, K, w), np.float32)       # layout: kernels module docstring
         self._nmodes = np.zeros((h, w), np.uint8)
-        self._curs = np.zeros((C + 1, h, w), np.float32)
-        self._cur_valid = True          # False while current_rate == 1 (the kernel skips cur)
+        # current distribution (C + 1, h, w): only allocated when current_rate < 1 needs it; with
+        # rate 1 it is the frame itself and the kernel gets a 1x1 stand-in
+        self._curs = None
+        self._cur_valid = False
+        self._cur_dummy = np.zeros((C + 1, 1, 1), np.float32)
         self._kl = np.zeros((h, w), np.float32)
+        self._kl_pool: list[np.ndarray] = []
         self._kl_px = np.zeros((h, w), np.float32)
         self._raw = np.zeros((h, w), np.uint8)
         self._planes = np.empty((C, h, w), np.uint8)          # the frame as planes, for the kernel
@@ -146,12 +151,28 @@ class MotionModel:
 
     def _fill_cur(self) -> None:
         """With current_rate 1 the kernel neither reads nor writes cur: the current distribution
-        is the last frame with variance 0 (floored by the kernel).  Write that into cur."""
+        is the last frame with variance 0 (floored by the kernel).  Allocate cur and write that."""
+        C, h, w = self._planes.shape
+        if self._curs is None:
+            self._curs = np.zeros((C + 1, h, w), np.float32)
+            self._cur_valid = False
         if not self._cur_valid:
-            C = self._planes.shape[0]
-            self._curs[:C] = self._planes
-            self._curs[C] = 0.0
+            if self._n > 0:
+                self._curs[:C] = self._planes
+                self._curs[C] = 0.0
             self._cur_valid = True
+
+    def _kl_buffer(self) -> np.ndarray:
+        """An (h, w) float32 array for this frame's KL map that no FrameResult still holds: the
+        kernel writes it and the result takes it without a copy (a fresh 8 MB array per 1080p frame
+        costs a copy and page faults)."""
+        for a in self._kl_pool:
+            if sys.getrefcount(a) <= 3:          # the pool's reference, `a`, getrefcount's argument
+                return a
+        a = np.empty(self._kl.shape, np.float32)
+        if len(self._kl_pool) < 4:
+            self._kl_pool.append(a)
+        return a
 
     def _resize_components(self, K: int) -> None:
         old = self._st
@@ -201,7 +222,7 @@ class MotionModel:
             small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
             if small.ndim == 2:
                 small = small[:, :, None]
-        if p.current_rate < 1.0 and self._n > 0:
+        if p.current_rate < 1.0:
             self._fill_cur()                                # from the previous frame's planes
         if C == 1:
             self._planes[0] = small[:, :, 0]
@@ -213,7 +234,9 @@ class MotionModel:
         first = self._n == 0 and not self._nmodes.any()
         self._n += 1
         alpha = max(1.0 / p.history, 1.0 / self._n)
-        kernels.step(self._planes, self._st, self._nmodes, self._curs, self._kl_px, self._kl, self._raw,
+        kl = self._kl_buffer()
+        cur = self._curs if p.current_rate < 1.0 else self._cur_dummy
+        kernels.step(self._planes, self._st, self._nmodes, cur, self._kl_px, kl, self._raw,
                      np.float32(alpha), first, np.float32(p.match_sigma ** 2), np.float32(p.background_ratio),
                      np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
@@ -222,10 +245,10 @@ class MotionModel:
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
         if p.current_rate >= 1.0:
             self._cur_valid = False
+        self._kl = kl
         zone = self._zone_for(w, h)
         area_scale = (h * w) / float(H * W)
         mask, blobs = clean(self._raw, p, zone, area_scale)
-        kl = self._kl.copy()
         if (h, w) != (H, W):
             mask = cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
             kl = cv2.resize(kl, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -259,7 +282,9 @@ class MotionModel:
     def state_bytes_per_pixel(self) -> float:
         if self._shape is None:
             return float("nan")
-        arrs = (self._st, self._nmodes, self._curs, self._kl_px, self._kl, self._raw)
+        arrs = [self._st, self._nmodes, self._kl_px, self._kl, self._raw]
+        if self._curs is not None:
+            arrs.append(self._curs)
         return sum(a.nbytes for a in arrs) / float(self._kl.size)
 
     # ------------------------------------------------------------------ persistence

@@ -232,3 +232,18 @@ def test_scale_gives_full_size_outputs():
     assert r.mask.shape == (H, W) and r.kl.shape == (H, W)
     assert np.count_nonzero(r.mask[20:40, 20:40] == 255) > 200
     assert r.background.shape == (H, W, 3)
+
+
+def test_results_kept_by_the_caller_are_not_overwritten():
+    """The KL map of a result is handed over without a copy from a small pool of buffers: a
+    result the caller still holds must keep its values while later frames are processed."""
+    rng = np.random.default_rng(21)
+    m = MotionModel()
+    frames = [rng.integers(0, 256, (40, 56, 3)).astype(np.uint8) for _ in range(12)]
+    kept = [m.apply(f) for f in frames[:6]]
+    saved = [r.kl.copy() for r in kept]
+    assert len({id(r.kl) for r in kept}) == len(kept)
+    for f in frames[6:]:
+        m.apply(f)
+    for r, kl in zip(kept, saved):
+        assert np.array_equal(r.kl, kl)
