@@ -14,6 +14,7 @@ lagging behind real time.  A stalled or lost camera is reported through
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numba
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -32,6 +34,17 @@ from .qtcompat import emit
 
 THREAD_PREFIX = "kl-motion-"
 LIVE_KINDS = ("camera", "stream")
+
+
+def model_threads() -> int:
+    """numba threads for the model in the viewer's worker thread: every core but one, which is left
+    to decoding (reader/grabber thread), painting (UI thread) and drawing; NUMBA_NUM_THREADS, when set,
+    wins.  On a 2-core machine this is 1: a parallel kernel on both cores competes with the decoder and
+    the UI, and numba's OpenMP workers spin-wait after each parallel region (libgomp's default wait
+    policy), so the viewer spent ~16 ms of CPU per 720p frame in a second thread that mostly waited."""
+    if os.environ.get("NUMBA_NUM_THREADS"):
+        return numba.config.NUMBA_NUM_THREADS
+    return max(1, min((os.cpu_count() or 1) - 1, numba.config.NUMBA_NUM_THREADS))
 
 
 @dataclass
@@ -230,6 +243,7 @@ class Worker(QObject):
         self._grabber: _Grabber | None = None
         self._prefetch: _Prefetcher | None = None
         self.prefetch = True            # read files ahead in a second thread
+        self.model_threads: int | None = None   # numba threads for the model; None = model_threads()
         self._last: tuple | None = None     # (frame, result, position, bg) of the newest processed frame
         self.position = -1
         self.frames_processed = 0
@@ -363,6 +377,8 @@ class Worker(QObject):
         return True
 
     def _run(self):
+        # numba's thread count is per calling thread: this sets it for the model calls made here only
+        numba.set_num_threads(max(1, min(self.model_threads or model_threads(), numba.config.NUMBA_NUM_THREADS)))
         if not self._open():
             return
         if self._stop.is_set():
