@@ -16,21 +16,25 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
 
 
 class Overlay:
-    """Draws masks over frames with whole-image OpenCV calls, blending only inside the bounding
-    rectangle of the tinted pixels; keeps the constant colour planes between frames."""
+    """Draws masks over frames with whole-image OpenCV calls, tinting only inside the bounding
+    rectangle of the tinted pixels.  The tint is a per-channel lookup table made with
+    ``cv2.addWeighted`` itself (so the pixels are those of addWeighted(frame, 1 - a, colour, a)),
+    kept between frames: a table lookup instead of float blending of a colour plane."""
 
     def __init__(self):
-        self._planes: dict[tuple, np.ndarray] = {}
+        self._luts: dict[tuple, np.ndarray] = {}
 
-    def _plane(self, shape, color) -> np.ndarray:
-        key = (shape, tuple(color))
-        p = self._planes.get(key)
-        if p is None:
-            if len(self._planes) > 8:
-                self._planes.clear()
-            p = self._planes[key] = np.empty(shape, np.uint8)
-            p[:] = color
-        return p
+    def _lut(self, color, a: float) -> np.ndarray:
+        key = (tuple(int(c) for c in color), a)
+        lut = self._luts.get(key)
+        if lut is None:
+            if len(self._luts) > 8:
+                self._luts.clear()
+            ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+            plane = np.empty_like(ramp)
+            plane[:] = key[0]
+            lut = self._luts[key] = cv2.addWeighted(ramp, 1.0 - a, plane, a, 0.0)
+        return lut
 
     def draw(self, frame: np.ndarray, mask: np.ndarray, color=(0, 0, 255), opacity: float = 0.45,
              boxes: Iterable | None = None, box_color=(0, 255, 0), shadow_color=(255, 128, 0),
@@ -49,7 +53,7 @@ class Overlay:
                 if w == 0 or h == 0:
                     continue
                 roi = out[y:y + h, x:x + w]
-                blended = cv2.addWeighted(roi, 1.0 - a, self._plane(roi.shape, col), a, 0.0)
+                blended = cv2.LUT(roi, self._lut(col, a))    # == cv2.addWeighted(roi, 1 - a, col, a, 0)
                 cv2.copyTo(blended, sel[y:y + h, x:x + w], roi)
         if outlines:
             fg = cv2.compare(mask, 255, cv2.CMP_EQ)
@@ -67,7 +71,7 @@ _overlay = Overlay()
 def draw_overlay(frame: np.ndarray, mask: np.ndarray, color=(0, 0, 255), opacity: float = 0.45,
                  boxes: Iterable | None = None, box_color=(0, 255, 0), shadow_color=(255, 128, 0),
                  outlines: bool = False) -> np.ndarray:
-    """Overlay.draw with a shared cache of colour planes (see Overlay)."""
+    """Overlay.draw with a shared cache of tint tables (see Overlay)."""
     return _overlay.draw(frame, mask, color, opacity, boxes, box_color, shadow_color, outlines)
 
 

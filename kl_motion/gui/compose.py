@@ -35,7 +35,7 @@ class ViewSettings:
 
 
 class Composer:
-    """Draws the shown image; keeps the overlay's colour planes between frames."""
+    """Draws the shown image; keeps the overlay's tint tables between frames."""
 
     def __init__(self):
         self._overlay = Overlay()
