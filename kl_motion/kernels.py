@@ -363,32 +363,26 @@ def _inband(yp, ys, ye, lag, H):
 @njit(inline="always", **_JIT)
 def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, CC,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
-    """Rows ys..ye-1: pass 1 of row y, then pass 2 of row y - lag where it needs no other band.
-    Inlined into _band3 / _band1 with CC a literal, so the channel loops unroll."""
+          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
+    """Rows ys..ye-1.  edges False: pass 1 of row y, then pass 2 of row y - lag where it needs
+    no other band.  edges True (after every band's pass 1): pass 2 of the other rows.
+    Inlined into _band3 / _band1 with CC a literal, so the channel loops unroll; each pass has
+    one call site (each is a lot of code to compile)."""
     H = frame.shape[1]
     lag = max(pool_r, nb_r)
-    for y in range(ys, ye):
-        _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, CC, first, bg_ratio, var_min, beta, kl_thr,
-               nb_r, shadows, sh_lo, sh_hi, sh_chroma)
-        yp = y - lag
-        if yp >= ys and _inband(yp, ys, ye, lag, H):
-            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
-                   match_t2, var_init, var_min, var_max, c_prior, fg_factor)
-    for yp in range(max(ye - lag, ys), ye):
-        if _inband(yp, ys, ye, lag, H):
-            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
-                   match_t2, var_init, var_min, var_max, c_prior, fg_factor)
-
-
-@njit(inline="always", **_JIT)
-def _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, CC, pool_r, nb_r, kl_thr, alpha,
-           match_t2, var_init, var_min, var_max, c_prior, fg_factor):
-    """Pass 2 of the rows of ys..ye-1 within lag of a band edge (after every band's pass 1)."""
-    H = frame.shape[1]
-    lag = max(pool_r, nb_r)
-    for yp in range(ys, ye):
-        if not _inband(yp, ys, ye, lag, H):
+    n = ye - ys if edges else ye - ys + lag
+    for i in range(n):
+        if edges:
+            yp = ys + i
+            do2 = not _inband(yp, ys, ye, lag, H)
+        else:
+            y = ys + i
+            if y < ye:
+                _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, CC, first, bg_ratio, var_min, beta,
+                       kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+            yp = y - lag
+            do2 = yp >= ys and _inband(yp, ys, ye, lag, H)
+        if do2:
             _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
                    match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
@@ -396,36 +390,21 @@ def _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, CC, pool_r, nb
 @njit(**_JIT)
 def _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
     _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 3,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges)
 
 
 @njit(**_JIT)
 def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
     _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 1,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges)
 
 
-@njit(**_JIT)
-def _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, pool_r, nb_r, kl_thr, alpha,
-            match_t2, var_init, var_min, var_max, c_prior, fg_factor):
-    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, 3, pool_r, nb_r, kl_thr, alpha,
-           match_t2, var_init, var_min, var_max, c_prior, fg_factor)
-
-
-@njit(**_JIT)
-def _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, pool_r, nb_r, kl_thr, alpha,
-            match_t2, var_init, var_min, var_max, c_prior, fg_factor):
-    _edges(frame, st, nmodes, kl_px, kl_out, raw_out, fs, ys, ye, 1, pool_r, nb_r, kl_thr, alpha,
-           match_t2, var_init, var_min, var_max, c_prior, fg_factor)
-
-
-@njit(parallel=True, **_JIT)
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads=0):
@@ -455,35 +434,52 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
     """
-    C, H, W = frame.shape
-    lag = max(pool_r, nb_r)
+    f = _step3 if frame.shape[0] == 3 else _step1      # compiled separately, when first needed
+    f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
+      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads)
+
+
+@njit(inline="always", **_JIT)
+def _schedule(H, nthreads):
+    """Bands of rows: (number of bands, rows per band); 4 bands per thread."""
     nb = 4 * nthreads if nthreads > 0 else H // 16
     nb = max(1, min(H, nb))
     rows = (H + nb - 1) // nb
-    nb = (H + rows - 1) // rows
+    return (H + rows - 1) // rows, rows
+
+
+@njit(parallel=True, **_JIT)
+def _step3(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
+           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
+    C, H, W = frame.shape
+    nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
-    for b in prange(nb):
-        ys = b * rows
-        ye = min(H, ys + rows)
-        if C == 3:
+    for rnd in range(2):
+        # round 0: every band; round 1 (after the barrier): the rows next to band edges, which
+        # need the other band's pass 1 (and whose mixture the other band's pass 1 reads)
+        for b in prange(nb):
+            ys = b * rows
+            ye = min(H, ys + rows)
             _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                   pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
-        else:                                   # C == 1 (the model allows 1 or 3)
+                   pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
+
+
+@njit(parallel=True, **_JIT)
+def _step1(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
+           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
+    C, H, W = frame.shape
+    nb, rows = _schedule(H, nthreads)
+    fs = np.empty((nb, _NSF, W), np.float32)
+    for rnd in range(2):
+        for b in prange(nb):
+            ys = b * rows
+            ye = min(H, ys + rows)
             _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                   pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
-    # rows next to a band edge: after every band's pass 1 (they need the other band's kl_px,
-    # and the other band's pass 1 reads their mixture)
-    for b in prange(nb):
-        ys = b * rows
-        ye = min(H, ys + rows)
-        if C == 3:
-            _edges3(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], ys, ye, pool_r,
-                    nb_r, kl_thr, alpha, match_t2, var_init, var_min, var_max, c_prior, fg_factor)
-        else:
-            _edges1(frame, st, nmodes, kl_px, kl_out, raw_out, fs[b], ys, ye, pool_r,
-                    nb_r, kl_thr, alpha, match_t2, var_init, var_min, var_max, c_prior, fg_factor)
+                   pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
 
 
 @njit(parallel=True, **_JIT)
