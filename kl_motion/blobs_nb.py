@@ -60,6 +60,24 @@ def _union(parent, a, b):
         parent[ra] = rb
 
 
+@njit(inline="always", **_JIT)
+def _add_run(y, s, e, n, j, prev_hi, ry, rs, re, parent):
+    """Record run [s, e) of row y as run n and join it to the runs of the row above (from j
+    to prev_hi, in order) that touch it 8-connected: [c, d) touches [s, e) when c <= e and
+    s <= d.  Returns the new j (the first run above that can touch a later run of this row)."""
+    ry[n] = y
+    rs[n] = s
+    re[n] = e
+    parent[n] = n
+    while j < prev_hi and re[j] < s:
+        j += 1
+    q = j
+    while q < prev_hi and rs[q] <= e:
+        _union(parent, n, q)
+        q += 1
+    return j
+
+
 @njit(**_JIT)
 def _grow(a, n):
     b = np.empty(max(2 * a.shape[0], n), a.dtype)
@@ -99,17 +117,7 @@ def _scan(fg, y, n, prev_lo, prev_hi, ry, rs, re, parent):
             x += 1
             while x < W and flat[base + x] != 0:
                 x += 1
-            ry[n] = y
-            rs[n] = s
-            re[n] = x
-            parent[n] = n
-            # runs [c, d) of the row above touch [s, x) (8-connected) when c <= x and s <= d
-            while j < prev_hi and re[j] < s:
-                j += 1
-            k = j
-            while k < prev_hi and rs[k] <= x:
-                _union(parent, n, k)
-                k += 1
+            j = _add_run(y, s, x, n, j, prev_hi, ry, rs, re, parent)
             n += 1
         prev_lo = lo
         prev_hi = n
@@ -230,17 +238,7 @@ def _scan_bits(B, W, y, n, prev_lo, prev_hi, ry, rs, re, parent):
                     continue                          # the run goes on into the next word
                 e = k * 64 + _ctz(t)
             while True:
-                # a run [s, e): record it and join it to the row above as _scan does
-                ry[n] = y
-                rs[n] = s
-                re[n] = e
-                parent[n] = n
-                while j < prev_hi and re[j] < s:
-                    j += 1
-                q = j
-                while q < prev_hi and rs[q] <= e:
-                    _union(parent, n, q)
-                    q += 1
+                j = _add_run(y, s, e, n, j, prev_hi, ry, rs, re, parent)
                 n += 1
                 inrun = False
                 if k == nw:
