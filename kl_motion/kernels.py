@@ -80,6 +80,16 @@ def _logf(x):
 
 
 @njit(inline="always", **_JIT)
+def _kl_iso(dm, isb, sc, hC):
+    """KL(N(m, sc I) || N(mu, sb I)) in C dims from dm = |m - mu|^2, isb = 1 / sb, hC = C / 2:
+    dm / (2 sb) + C/2 (r - 1 - ln r), r = sc / sb (docs/algorithm.md).  The second term is >= 0;
+    it is clamped so that rounding near r = 1 cannot make it negative."""
+    r = sc * isb
+    v = r - F1 - _logf(r)
+    return FH * dm * isb + hC * (v if v > F0 else F0)
+
+
+@njit(inline="always", **_JIT)
 def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, C, first, bg_ratio, var_min, beta, kl_thr,
            nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     """Pass 1 on row y: current distribution, KL to the own background, misfit/shadow flag,
@@ -149,10 +159,7 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows
             for c in range(C):
                 d = cm[c, x] - st[y, 2 + c, k, x]
                 dm += d * d
-            isb = F1 / sb
-            r = sc_[x] * isb
-            v = r - F1 - _logf(r)                # >= 0; rounding near r = 1 must not make it < 0
-            dk = FH * dm * isb + hC * (v if v > F0 else F0)
+            dk = _kl_iso(dm, F1 / sb, sc_[x], hC)
             b = best[x]
             take = act & ((bk[x] < F0) | (dk < b))
             best[x] = dk if take else b
@@ -197,12 +204,8 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows
                     for c in range(C):
                         d = cm[c, x] - st[qy, 2 + c, 0, qx]
                         dm += d * d
-                    if FH * dm < b * sb:                 # maha < b, without the division
-                        isb = F1 / sb
-                        maha = FH * dm * isb
-                        r = sc * isb
-                        v = r - F1 - _logf(r)
-                        dq = maha + hC * (v if v > F0 else F0)
+                    if FH * dm < b * sb:                 # its first term < b, without the division
+                        dq = _kl_iso(dm, F1 / sb, sc, hC)
                         if dq < b:
                             b = dq
             kl_px[y, x] = b
