@@ -26,12 +26,7 @@ def fill_holes_full_frame(fg: np.ndarray, max_area: float) -> None:
 
 def clean_plain(raw, p, zone=None, area_scale=1.0):
     """postprocess.clean written plainly (32-bit labels, full-frame hole search)."""
-    m = cv2.medianBlur(raw, p.median_size | 1) if p.median_size > 1 else raw
-    fg = (m == 255).astype(np.uint8)
-    if p.close_size > 1:
-        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, postprocess._ellipse(p.close_size))
-    if p.open_size > 1:
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, postprocess._ellipse(p.open_size))
+    fg = foreground_plain(raw, p)
     if zone is not None:
         fg &= zone
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8, ltype=cv2.CV_32S)
@@ -47,6 +42,7 @@ def clean_plain(raw, p, zone=None, area_scale=1.0):
         if zone is not None:
             out[zone == 0] = 0
     if p.detect_shadows:
+        m = cv2.medianBlur(raw, p.median_size | 1) if p.median_size > 1 else raw
         shadow = m == 127
         if zone is not None:
             shadow &= zone.astype(bool)
