@@ -110,9 +110,13 @@ def compare(r: ref.StepResult, k: dict, p: ref.StepParams, where: str) -> dict:
     return bad
 
 
-def run_sequence(seed: int, C: int, K: int = 3, n: int = 14, history: int = 12, **over):
+def run_sequence(seed: int, C: int, K: int = 3, n: int = 14, history: int = 12, width: int | None = None,
+                 **over):
     frames = synthetic_sequence(seed, n, C)
     gmm, nmodes, cur = empty_state(C, K)
+    if width is not None:                       # the first `width` columns only
+        frames = [np.ascontiguousarray(f[:, :width]) for f in frames]
+        gmm, nmodes, cur = (np.ascontiguousarray(a[:, :width]) for a in (gmm, nmodes, cur))
     stats: dict = {}
     worst = {}
     for i, f in enumerate(frames, start=1):
@@ -145,6 +149,13 @@ def test_step_matches_reference(seed, C):
 ])
 def test_step_matches_reference_other_params(over):
     run_sequence(3, 3, K=4, n=10, **over)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5])
+def test_step_matches_reference_narrow_frames(width):
+    # frames no wider than the pooling window: every column is a border column
+    run_sequence(6, 3, n=8, width=width, pool_r=2, nb_r=2)
+    run_sequence(6, 1, n=8, width=width, pool_r=1, nb_r=1)
 
 
 def test_step_k1_grey():
