@@ -171,44 +171,59 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows
         raw_out[y, x] = np.uint8(2) if ((bk[x] >= F0) & (b > kl_thr)) else np.uint8(0)
     if not shadows and nb_r <= 0:
         return
-    # the few pixels their own background does not explain: shadow test, neighbours' background
-    for x in range(W):
-        if raw_out[y, x] != 2:
-            continue
-        sc = sc_[x]
-        b = best[x]
-        if shadows:
-            kb = np.int64(bk[x])
-            dot = F0
-            nb = F0
-            for c in range(C):
-                mb = st[y, 2 + c, kb, x]
-                dot += cm[c, x] * mb
-                nb += mb * mb
-            if nb > F0:
-                br = dot / nb
-                if br >= sh_lo and br <= sh_hi:
-                    dist = F0
-                    for c in range(C):
-                        d = cm[c, x] - br * st[y, 2 + c, kb, x]
-                        dist += d * d
-                    if dist <= sh_chroma * sh_chroma * br * br * nb:
-                        raw_out[y, x] = np.uint8(3)
-        if nb_r > 0:
-            for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
-                for qx in range(max(x - nb_r, 0), min(x + nb_r, W - 1) + 1):
-                    if (qy == y and qx == x) or nmodes[qy, qx] == 0:
-                        continue
-                    sb = st[qy, 1, 0, qx]
-                    dm = F0
-                    for c in range(C):
-                        d = cm[c, x] - st[qy, 2 + c, 0, qx]
-                        dm += d * d
-                    if FH * dm < b * sb:                 # its first term < b, without the division
-                        dq = _kl_iso(dm, F1 / sb, sc, hC)
-                        if dq < b:
-                            b = dq
-            kl_px[y, x] = b
+    # the few pixels their own background does not explain: shadow test, neighbours' background.
+    # The flags are read 8 at a time (most words are 0) and the neighbours' state through flat
+    # unsigned indices (no negative-index wrap, no 4-d index arithmetic): 1.8 of 30 ms per
+    # 1080p frame, one thread
+    rw = raw_out[y]
+    stf = st.reshape(st.size)
+    nmf = nmodes.reshape(nmodes.size)
+    fs1 = np.uint64(K * W)                  # stride of one field in st
+    rs = (2 + C) * K * W                    # stride of one row
+    W8 = W - W % 8
+    words = rw[:W8].view(np.uint64)
+    for i in range((W + 7) // 8):
+        if i < W8 // 8:
+            if words[i] == 0:
+                continue
+        for x in range(8 * i, min(8 * i + 8, W)):
+            if rw[x] != 2:
+                continue
+            sc = sc_[x]
+            b = best[x]
+            if shadows:
+                kb = np.int64(bk[x])
+                dot = F0
+                nb = F0
+                for c in range(C):
+                    mb = st[y, 2 + c, kb, x]
+                    dot += cm[c, x] * mb
+                    nb += mb * mb
+                if nb > F0:
+                    br = dot / nb
+                    if br >= sh_lo and br <= sh_hi:
+                        dist = F0
+                        for c in range(C):
+                            d = cm[c, x] - br * st[y, 2 + c, kb, x]
+                            dist += d * d
+                        if dist <= sh_chroma * sh_chroma * br * br * nb:
+                            raw_out[y, x] = np.uint8(3)
+            if nb_r > 0:
+                for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
+                    for qx in range(max(x - nb_r, 0), min(x + nb_r, W - 1) + 1):
+                        if (qy == y and qx == x) or nmf[np.uint64(qy * W + qx)] == 0:
+                            continue
+                        q = np.uint64(qy * rs + qx)
+                        sb = stf[q + fs1]
+                        dm = F0
+                        for c in range(C):
+                            d = cm[c, x] - stf[q + np.uint64(2 + c) * fs1]
+                            dm += d * d
+                        if FH * dm < b * sb:                 # its first term < b, without the division
+                            dq = _kl_iso(dm, F1 / sb, sc, hC)
+                            if dq < b:
+                                b = dq
+                kl_px[y, x] = b
 
 
 
