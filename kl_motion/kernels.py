@@ -336,8 +336,12 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
             cut = (a > F0) & (fk == nm - F1) & (fk != M[x]) & (w < a * c_prior)
             T[x] -= w if cut else F0
             NM[x] = nm - F1 if cut else nm
-    # no match: a new component (replacing the lightest one when all K are live)
-    for k in range(K):
+    # no match: a new component (replacing the lightest one when all K are live); skipped in
+    # rows where every learning pixel matched
+    nnew = F0
+    for x in range(W):
+        nnew += F1 if ((A[x] > F0) & (M[x] < F0)) else F0
+    for k in range(K if nnew > F0 else 0):
         fk = np.float32(k)
         for x in range(W):
             a = A[x]
@@ -358,9 +362,15 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         NM[x] = nm + F1 if (nomatch & (kn == nm)) else nm
         T[x] += a if nomatch else F0
         M[x] = kn if nomatch else M[x]
-    # keep the components sorted: the one that learned moves up past lighter ones
+    # keep the components sorted: the one that learned moves up past lighter ones (the swaps at j
+    # are counted first: rows without one skip moving the fields)
     for j in range(K - 1, 0, -1):
         fj = np.float32(j)
+        nsw = F0
+        for x in range(W):
+            nsw += F1 if ((M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])) else F0
+        if nsw == F0:
+            continue
         for x in range(W):
             sw = (M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
             for f in range(2 + C):
