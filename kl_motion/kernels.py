@@ -226,7 +226,6 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows
                 kl_px[y, x] = b
 
 
-
 @njit(inline="always", **_JIT)
 def _pool_clipped(colsum, kl_out, y, x, pool_r, W, ny):
     """Pooled KL at a border column x: the mean over the window clipped to the frame."""
