@@ -40,6 +40,8 @@ log = logging.getLogger("kl_motion")
 _END = object()
 CLIP_MEMORY_BYTES = 256e6   # frames held in memory for event clips (pre-capture / gap), at most
 WARMUP_FRAMES = 1     # at least this many frames after a (re)start never count as motion
+COMPILE_NOTICE_SECONDS = 3.0   # a first frame slower than this: say that numba is compiling
+_compile_notice = threading.Lock()   # held once said: one notice per process
 STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
 
 
@@ -464,6 +466,21 @@ def open_input(spec: str, opt: Options, stop: threading.Event) -> Source:
     return open_source(spec)
 
 
+def _say_compiling() -> None:
+    if _compile_notice.acquire(blocking=False):
+        log.info("compiling the detector's numba kernels: the first run on this machine takes about a "
+                 "minute, later runs load them from numba's cache")
+
+
+def _first_frame_notice() -> threading.Timer:
+    """A timer that says, once per process, that numba is compiling if the first frame takes
+    longer than COMPILE_NOTICE_SECONDS; cancel() it when the frame is done."""
+    t = threading.Timer(COMPILE_NOTICE_SECONDS, _say_compiling)
+    t.daemon = True
+    t.start()
+    return t
+
+
 def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
                   stop: threading.Event | None = None, progress: Callable | None = None) -> InputReport:
     """Process one input into ``out_dir``.  Returns a report; a bad input is a report
@@ -524,6 +541,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     start_wall = time.time()
     t_live0 = None
     ok = True
+    notice = None
     try:
         tstart = time.perf_counter()
         for frame in reader:
@@ -549,7 +567,10 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
                 t = now - t_live0
             else:
                 t = (n - 1) / fps
+            if notice is None:
+                notice = _first_frame_notice()
             r = detector.apply(frame)
+            notice.cancel()
             mask = r.mask
             area = sum(b.area for b in r.blobs)
             npx = mask.shape[0] * mask.shape[1]
@@ -574,6 +595,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         ok = False
         raise
     finally:
+        if notice is not None:
+            notice.cancel()
         alive = reader.close(opt.stream_timeout + 2.0 if live else 5.0)
         err = reader.error
         if not alive:   # never release a capture another thread is still reading from

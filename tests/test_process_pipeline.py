@@ -84,3 +84,50 @@ def test_input_names(tmp_path):
     assert input_name("rtsp://user:secret@10.0.0.5:554/stream1") == "10.0.0.5_554_stream1"
     assert redact("rtsp://user:secret@10.0.0.5/s") == "rtsp://user:***@10.0.0.5/s"
     assert redact("http://10.0.0.5/a:b@c") == "http://10.0.0.5/a:b@c"
+
+
+def test_a_slow_first_frame_says_once_that_numba_is_compiling(tmp_path, monkeypatch, caplog):
+    import logging
+    import threading
+    import time
+    from pathlib import Path
+
+    from kl_motion import pipeline
+    from kl_motion.params import Params
+
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo" / "input"
+
+    class Slow:
+        """The real detector, with a first frame as slow as a numba compile (first=True), or
+        a quick first frame and slow later ones (first=False: the run is slow, not the start)."""
+        def __init__(self, inner, first):
+            self.inner, self.first, self.calls = inner, first, 0
+
+        def apply(self, frame):
+            self.calls += 1
+            if (self.calls == 1) == self.first:
+                time.sleep(1.0 if self.first else 0.2)
+            return self.inner.apply(frame)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    real = pipeline.make_detector
+    monkeypatch.setattr(pipeline, "COMPILE_NOTICE_SECONDS", 0.3)
+    monkeypatch.setattr(pipeline, "_compile_notice", threading.Lock())
+    opt = pipeline.Options(max_frames=5, method="mog2")   # OpenCV's: no compile of its own
+
+    def said(out, slow, first=True):
+        monkeypatch.setattr(pipeline, "make_detector", (lambda m, p: Slow(real(m, p), first)) if slow else real)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="kl_motion"):
+            rep = pipeline.process_input(str(demo), tmp_path / out, Params(), opt)
+        assert rep.status in ("ok", "truncated"), rep.message
+        return sum("compiling" in r.getMessage() for r in caplog.records)
+
+    said("warm", slow=False)                      # loads the cleanup's numba functions
+    monkeypatch.setattr(pipeline, "_compile_notice", threading.Lock())
+    assert said("fast", slow=False) == 0          # a quick first frame: nothing said
+    assert said("later", slow=True, first=False) == 0   # nor when only later frames are slow
+    assert said("slow", slow=True) == 1           # a slow one: one line
+    assert said("again", slow=True) == 0          # once per process
