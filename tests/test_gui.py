@@ -488,3 +488,24 @@ def test_view_without_a_display_is_a_one_line_error():
                        timeout=120)
     assert p.returncode == 2
     assert "no display" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_slow_first_frame_says_the_detector_is_compiling(make_window, qtbot, monkeypatch):
+    import time
+
+    from kl_motion.gui import worker as worker_mod
+
+    real = MotionModel.apply
+    calls = []
+
+    def slow_first(self, frame):                   # the first frame as slow as a numba compile
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.5)
+        return real(self, frame)
+
+    monkeypatch.setattr(worker_mod, "COMPILE_NOTICE_SECONDS", 0.2)
+    monkeypatch.setattr(MotionModel, "apply", slow_first)
+    w = make_window()
+    qtbot.waitUntil(lambda: "Compiling" in w.view.message, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.frames_shown >= 1 and w.view.message == "", timeout=WAIT)

@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..errors import FrameError, KLMotionError, SourceError
 from ..model import FrameResult, MotionModel
+from ..pipeline import COMPILE_NOTICE_SECONDS
 from ..sources import Source, VideoInfo, open_source
 from .compose import Composer, ViewSettings
 from .qtcompat import emit
@@ -387,6 +388,7 @@ class Worker(QObject):
         emit(self.opened, self.info)
         next_due = time.perf_counter()
         stalled_shown = False
+        first = True
         while not self._stop.is_set():
             self._busy = False
             self._handle_recording_request()
@@ -454,12 +456,36 @@ class Worker(QObject):
                     self._steps = max(0, self._steps - 1)
             self.position = -1 if self.live else self.position + 1
             t1 = time.perf_counter()
-            self._process(frame, t0, t1)
+            if first:
+                first = False
+                self._process_first(frame, t0, t1)
+            else:
+                self._process(frame, t0, t1)
             if not self.live and self.info.fps > 0 and self.speed > 0:
                 period = 1.0 / (self.info.fps * self.speed)
                 next_due = max(next_due + period, time.perf_counter() - period)
             else:
                 next_due = time.perf_counter()
+
+    def _process_first(self, frame, t0, t1):
+        """_process, saying over the video that numba is compiling if it takes over
+        COMPILE_NOTICE_SECONDS (the first run on a machine), and clearing that when done."""
+        said = []
+
+        def say():
+            said.append(True)
+            emit(self.message, "Compiling the detector (first run on this machine, about a minute)...")
+
+        t = threading.Timer(COMPILE_NOTICE_SECONDS, say)
+        t.daemon = True
+        t.start()
+        try:
+            self._process(frame, t0, t1)
+        finally:
+            t.cancel()
+            t.join()
+            if said:
+                emit(self.message, "")
 
     def _read(self):
         if self._grabber is not None:
