@@ -472,10 +472,11 @@ def _say_compiling() -> None:
                  "minute, later runs load them from numba's cache")
 
 
-def _first_frame_notice() -> threading.Timer:
-    """A timer that says, once per process, that numba is compiling if the first frame takes
-    longer than COMPILE_NOTICE_SECONDS; cancel() it when the frame is done."""
-    t = threading.Timer(COMPILE_NOTICE_SECONDS, _say_compiling)
+def notice_if_slow(say: Callable[[], None]) -> threading.Timer:
+    """A started timer that calls say() (in its own thread) unless it is cancel()led within
+    COMPILE_NOTICE_SECONDS: started before a first frame, cancelled when the frame is done, it
+    tells the user that numba is compiling (the first run on a machine).  Used here and by the viewer."""
+    t = threading.Timer(COMPILE_NOTICE_SECONDS, say)
     t.daemon = True
     t.start()
     return t
@@ -567,10 +568,12 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
                 t = now - t_live0
             else:
                 t = (n - 1) / fps
-            if notice is None:
-                notice = _first_frame_notice()
+            first = notice is None
+            if first:
+                notice = notice_if_slow(_say_compiling)     # once per process: _say_compiling
             r = detector.apply(frame)
-            notice.cancel()
+            if first:
+                notice.cancel()
             mask = r.mask
             area = sum(b.area for b in r.blobs)
             npx = mask.shape[0] * mask.shape[1]

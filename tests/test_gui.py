@@ -493,7 +493,7 @@ def test_view_without_a_display_is_a_one_line_error():
 def test_slow_first_frame_says_the_detector_is_compiling(make_window, qtbot, monkeypatch):
     import time
 
-    from kl_motion.gui import worker as worker_mod
+    from kl_motion import pipeline
 
     real = MotionModel.apply
     calls = []
@@ -504,7 +504,7 @@ def test_slow_first_frame_says_the_detector_is_compiling(make_window, qtbot, mon
             time.sleep(1.5)
         return real(self, frame)
 
-    monkeypatch.setattr(worker_mod, "COMPILE_NOTICE_SECONDS", 0.2)
+    monkeypatch.setattr(pipeline, "COMPILE_NOTICE_SECONDS", 0.2)
     monkeypatch.setattr(MotionModel, "apply", slow_first)
     w = make_window()
     qtbot.waitUntil(lambda: "Compiling" in w.view.message, timeout=WAIT)

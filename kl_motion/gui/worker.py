@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..errors import FrameError, KLMotionError, SourceError
 from ..model import FrameResult, MotionModel
-from ..pipeline import COMPILE_NOTICE_SECONDS
+from ..pipeline import notice_if_slow
 from ..sources import Source, VideoInfo, open_source
 from .compose import Composer, ViewSettings
 from .qtcompat import emit
@@ -468,17 +468,15 @@ class Worker(QObject):
                 next_due = time.perf_counter()
 
     def _process_first(self, frame, t0, t1):
-        """_process, saying over the video that numba is compiling if it takes over
-        COMPILE_NOTICE_SECONDS (the first run on a machine), and clearing that when done."""
+        """_process, saying over the video that numba is compiling if it is slow (the first run on
+        a machine: pipeline.notice_if_slow), and clearing that when done."""
         said = []
 
         def say():
             said.append(True)
             emit(self.message, "Compiling the detector (first run on this machine, about a minute)...")
 
-        t = threading.Timer(COMPILE_NOTICE_SECONDS, say)
-        t.daemon = True
-        t.start()
+        t = notice_if_slow(say)
         try:
             self._process(frame, t0, t1)
         finally:
