@@ -238,6 +238,12 @@ def _pool_clipped(colsum, kl_out, y, x, pool_r, W, ny):
 
 
 @njit(inline="always", **_JIT)
+def _moves_up(st, M, y, j, fj, x):
+    """Sort step j of pass 2: pixel x's component j learned and is now heavier than j - 1."""
+    return (M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
+
+
+@njit(inline="always", **_JIT)
 def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, alpha, match_t2,
            var_init, var_min, var_max, c_prior, fg_factor):
     """Pass 2 on row y: pooled KL -> kl_out[y], label -> raw_out[y], Zivkovic update of the mixture.
@@ -367,11 +373,11 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         fj = np.float32(j)
         nsw = F0
         for x in range(W):
-            nsw += F1 if ((M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])) else F0
+            nsw += F1 if _moves_up(st, M, y, j, fj, x) else F0
         if nsw == F0:
             continue
         for x in range(W):
-            sw = (M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
+            sw = _moves_up(st, M, y, j, fj, x)
             for f in range(2 + C):
                 u = st[y, f, j, x]
                 v = st[y, f, j - 1, x]
