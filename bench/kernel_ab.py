@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -97,7 +98,7 @@ def main() -> int:
     files = files[args.start:args.start + args.warmup + args.frames]
     sha, ref = kernels_at(args.ref)
     print(f"kernel only, median ms/frame; ref {sha} vs this tree; numba threads {numba.get_num_threads()};"
-          f" loadavg {tuple(round(v, 2) for v in __import__('os').getloadavg())}")
+          f" loadavg {tuple(round(v, 2) for v in os.getloadavg())}")
     print(f"{'size':>10} {'ref':>8} {'this':>8} {'this/ref':>9}  same results")
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
