@@ -11,6 +11,7 @@ the same run and on the same frames:
 
     .venv/bin/python bench/pipeline.py                       # 600 frames of highway
     .venv/bin/python bench/pipeline.py --frames 300 --source DIR_OR_VIDEO --json out.json
+    .venv/bin/python bench/pipeline.py --frames 300 --isa avx2   # AVX2 code for the kernels (subprocess)
 
 Prints a table; "overhead" is pipeline ms/frame minus detector-only ms/frame.
 """
@@ -31,6 +32,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import _isa                                               # noqa: E402  (bench/_isa.py)
 
 from kl_motion.params import Params                      # noqa: E402
 from kl_motion.pipeline import Options, ReaderThread, make_detector, process_input   # noqa: E402
@@ -85,7 +88,11 @@ def main() -> int:
                          "the fastest round of each stage is kept")
     ap.add_argument("--keep", metavar="DIR", help="keep the test video and outputs in DIR")
     ap.add_argument("--json", metavar="FILE")
+    _isa.add_argument(ap)
     a = ap.parse_args()
+    rc = _isa.reexec_if_needed(a)
+    if rc is not None:
+        return rc
     rounds = max(1, a.repeat)
     W, H = (int(v) for v in a.size.lower().split("x"))
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="klbench-"))
@@ -196,8 +203,10 @@ def main() -> int:
     print(f"{'-' * w}  {'-' * 8}  {'-' * 8}  ----")
     for r in rows:
         print(f"{r['stage']:<{w}}  {r['fps']:>8.1f}  {r['ms_per_frame']:>8.2f}  {r['note']}")
+    print()
+    isa = _isa.print_kernel_isa()
     if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1) + "\n")
+        Path(a.json).write_text(json.dumps(dict(rows=rows, kernel_isa=isa), indent=1) + "\n")
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/speed.py [--data ../shared/data/cdnet/highway] [--frames 150]
                                     [--sizes 320x240,640x480,1280x720,1920x1080] [--json FILE]
-                                    [--no-first-frame] [--no-scale] [--breakdown]
+                                    [--no-first-frame] [--no-scale] [--breakdown] [--isa avx2]
 
 What is timed per frame: ``MotionModel.apply`` (mixture update + KL map + labels + cleanup,
 the mask a user gets) against ``cv2.BackgroundSubtractorMOG2.apply`` and ``...KNN.apply``,
@@ -15,6 +15,10 @@ Also: the first frame (model construction + first apply, and the import) in a NE
 with numba's on-disk cache cold (empty NUMBA_CACHE_DIR) and warm (second run on the same
 dir); the model's state bytes per pixel; the ``scale`` parameter's speed; with --breakdown,
 where the time of one apply goes (kernel, cleanup, the rest).
+
+``--isa avx2`` runs all of it (kl_motion and MOG2/KNN, so the reference stays in the same run) in a
+subprocess where numba generates AVX2 code (bench/_isa.py); every run prints the instruction set
+the kernels were built for, read from their machine code.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numba  # noqa: E402
+
+import _isa  # noqa: E402  (bench/_isa.py)
 
 from kl_motion import kernels, model as model_mod  # noqa: E402
 from kl_motion.model import MotionModel  # noqa: E402
@@ -244,7 +250,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="numba and OpenCV threads (default: every core)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with process CPU time instead of wall time (use with --threads 1 on a busy machine)")
+    _isa.add_argument(ap)
     args = ap.parse_args(argv)
+    rc = _isa.reexec_if_needed(args, argv)
+    if rc is not None:
+        return rc
 
     global CLOCK
     if args.cpu_time:
@@ -276,6 +286,7 @@ def main(argv=None) -> int:
     except OSError:
         pass
     print(f"numba threading layer: {info['threading_layer']}  loadavg now: {info.get('loadavg_after_table')}")
+    info["kernel_isa"] = _isa.print_kernel_isa()
     bpp = result["table"][0]["state_bytes_per_pixel"]
     result["state_bytes_per_pixel"] = bpp
     print(f"\nmodel state: {bpp:.1f} bytes per pixel (MotionModel.state_bytes_per_pixel, default parameters)")

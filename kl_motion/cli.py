@@ -14,6 +14,7 @@ import sys
 from . import __version__
 from .errors import KLMotionError, ParameterError
 from .params import Params, spec
+from .threads import add_argument as add_threads_argument
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -87,12 +88,16 @@ def cmd_config(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_sequence, format_table, mean_records, write_json
+    from .threads import check, use_threads
     p = params_from_args(args)
+    check(args.threads)
     methods = ["kl_motion"] + [m for m in (args.method or []) if m.lower() not in ("kl_motion", "kl")]
     if args.no_kl:
         methods = methods[1:]
         if not methods:
             raise KLMotionError("--no-kl needs at least one --method")
+    import cv2
+    nthreads = use_threads(args.threads)
     records = []
     for seq in args.sequences:
         bar = _bar(args, desc=os.path.basename(os.path.normpath(seq)))
@@ -105,6 +110,7 @@ def cmd_eval(args) -> int:
     if len(args.sequences) > 1:
         records += mean_records(records)
     print(format_table(records))
+    print(f"(ms/frame with {nthreads} numba thread(s), {cv2.getNumThreads()} OpenCV thread(s))")
     if args.json:
         write_json(records, args.json)
     return 0
@@ -129,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-kl", action="store_true", help="do not run kl_motion itself (only the --method ones)")
     e.add_argument("--json", metavar="FILE", help="also write the numbers as JSON records")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(e)
     add_param_arguments(e)
     e.set_defaults(func=cmd_eval)
 
@@ -150,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("view", help="open the desktop viewer")
     v.add_argument("source", nargs="?", help="camera index, file, image folder or URL (default: first camera, else the demo)")
+    add_threads_argument(v)
     add_param_arguments(v)
     v.set_defaults(func=_cmd_view)
     return ap

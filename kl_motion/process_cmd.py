@@ -51,7 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="clips/event-NNNN.mp4: each event with pre_capture/post_capture seconds around it")
     o.add_argument("--force", action="store_true", help="overwrite existing outputs")
     r = p.add_argument_group("running")
-    r.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="process inputs in N parallel processes")
+    r.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="process inputs in N parallel processes (each gets cores / N threads unless --threads)")
+    from .threads import add_argument as add_threads_argument
+    add_threads_argument(r)
     r.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop each input after N frames (0 = all)")
     r.add_argument("--method", default="kl", choices=("kl", "mog2", "knn"),
                    help="detector: kl (kl_motion, default) or an OpenCV reference subtractor")
@@ -148,16 +151,21 @@ def _worker_init(stop, threads: int, quiet: bool, verbose: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent asks us to stop via `stop`
     _stop_global = stop
     setup_logging(quiet, verbose)
-    try:
-        import numba
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    except Exception:  # pragma: no cover
-        pass
+    from .threads import use_threads
+    use_threads(threads)
 
 
 def _worker(spec: str, out_dir: str, params, opt):
     from .pipeline import process_input
+    _log_threads(f"worker {os.getpid()}: ")
     return process_input(spec, out_dir, params, opt, stop=_stop_global)
+
+
+def _log_threads(prefix: str = "") -> None:
+    """-v: the thread counts in force where the model runs (numba's is per calling thread)."""
+    import cv2
+    import numba
+    log.debug("%s%d numba thread(s), %d OpenCV thread(s)", prefix, numba.get_num_threads(), cv2.getNumThreads())
 
 
 def _bar(quiet: bool, total, desc: str, unit: str = "frame"):
@@ -176,8 +184,8 @@ def run(args) -> int:
     setup_logging(args.quiet, args.verbose)
     params = params_from_args(args)
     zone_mask(params, 8, 8)            # a bad zone_mask image is a parameter error, up front
-    if args.jobs < 1:
-        raise KLMotionError("--jobs must be at least 1")
+    from .threads import check
+    check(args.threads, args.jobs)
     opt = _options(args)
     out = Path(args.out)
     try:
@@ -190,7 +198,11 @@ def run(args) -> int:
     names = _names(inputs)
     dirs = [str(out / n) for n in names]
 
-    parallel = args.jobs > 1 and len(inputs) > 1
+    from .threads import plan, use_threads
+    jobs, threads, warn = plan(args.jobs, args.threads, len(inputs))
+    if warn:
+        log.warning(warn)
+    parallel = jobs > 1
     if parallel:
         import multiprocessing as mp
         ctx = mp.get_context("spawn")
@@ -208,8 +220,10 @@ def run(args) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
         if parallel:
-            _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports)
+            _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs, threads)
         else:
+            use_threads(args.threads)
+            _log_threads()
             for spec, d in zip(inputs, dirs):
                 if stop.is_set():
                     break
@@ -248,12 +262,11 @@ def run(args) -> int:
     return EXIT_FAILED if any(r.failed for r in reports) else 0
 
 
-def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports) -> None:
+def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int, threads: int) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from .pipeline import InputReport
 
-    jobs = min(args.jobs, len(inputs))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log.debug("%d jobs x %d thread(s) each", jobs, threads)
     bar = _bar(args.quiet, len(inputs), "inputs", unit="input")
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(stop, threads, args.quiet, args.verbose)) as ex:

@@ -7,6 +7,7 @@ import sys
 
 from ..cli import params_from_args
 from ..errors import KLMotionError
+from ..threads import check as check_threads
 
 
 def first_camera() -> int | None:
@@ -45,6 +46,8 @@ def check_display() -> None:
 def run(args) -> int:
     """Open the viewer window; returns the exit code when it is closed."""
     params = params_from_args(args)          # ParameterError -> one-line CLI error
+    threads = getattr(args, "threads", None)
+    check_threads(threads)
     check_display()
     from PySide6.QtWidgets import QApplication
     from .main_window import MainWindow
@@ -54,7 +57,7 @@ def run(args) -> int:
         source = default_source()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("kl-motion")
-    win = MainWindow(params, source)
+    win = MainWindow(params, source, threads=threads)
     win.show()
     # Ctrl+C in the terminal closes the window (Qt's loop would otherwise hold the signal back)
     import signal

@@ -36,8 +36,9 @@ def demo_path() -> Path | None:
 
 class MainWindow(QMainWindow):
     def __init__(self, params: Params | None = None, source=None, playing: bool = True, speed: float = 1.0,
-                 settings: ViewSettings | None = None, parent=None):
+                 settings: ViewSettings | None = None, parent=None, threads: int | None = None):
         super().__init__(parent)
+        self.model_threads = threads        # numba threads for the model (--threads); None: worker.model_threads()
         self.setWindowTitle("kl-motion viewer")
         self.model = MotionModel(params or Params())
         self.settings = settings or ViewSettings()
@@ -310,6 +311,7 @@ class MainWindow(QMainWindow):
         self.model = MotionModel(self.model.params)
         w = Worker(spec, self.model, self.settings, playing=self._start_playing, speed=self._speed,
                    stall_timeout=self.stall_timeout)
+        w.model_threads = self.model_threads
         w.opened.connect(self._on_opened)
         w.failed.connect(self._on_failed)
         w.frameReady.connect(self._on_frame)
