@@ -47,6 +47,8 @@ def _json_list(text: str):
         v = json.loads(text)
     except json.JSONDecodeError as e:
         raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise argparse.ArgumentTypeError("JSON nested too deeply") from None
     if not isinstance(v, list):
         raise argparse.ArgumentTypeError("expected a JSON list of polygons")
     return v

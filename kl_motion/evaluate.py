@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import KLMotionError, SourceError
 from .params import Params
+from .fsnames import imread
 from .sources import FolderSource, natural_key
 
 OPENCV_METHODS = ("mog2", "knn")
@@ -110,7 +111,7 @@ def load_sequence(seq_dir: str | Path) -> Sequence:
     roi = None
     roi_path = d / "ROI.bmp"
     if roi_path.exists():
-        r = cv2.imread(str(roi_path), cv2.IMREAD_GRAYSCALE)
+        r = imread(roi_path, cv2.IMREAD_GRAYSCALE)
         if r is None:
             raise SourceError(f"{roi_path}: cannot read")
         roi = r > 0
@@ -122,7 +123,7 @@ def gt_for(seq: Sequence, frame_no: int) -> np.ndarray:
     p = seq.path / "groundtruth" / f"gt{frame_no:06d}.png"
     if not p.exists():
         p = seq.gts[frame_no - 1]
-    g = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+    g = imread(p, cv2.IMREAD_GRAYSCALE)
     if g is None:
         raise SourceError(f"{p}: cannot read ground truth")
     return g

@@ -133,10 +133,7 @@ class MotionModel:
         self._n = 0
 
     def _detect_size(self, H: int, W: int) -> tuple[int, int]:
-        s = self._params.scale
-        if s >= 1.0:
-            return H, W
-        return max(1, int(round(H * s))), max(1, int(round(W * s)))
+        return _detect_size(H, W, self._params.scale)
 
     @property
     def _gmm(self) -> np.ndarray:
@@ -300,36 +297,36 @@ class MotionModel:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path, params: Params | None = None) -> "MotionModel":
+    def load(cls, path: str | Path, params: Params | None = None, max_pixels: int | None = None) -> "MotionModel":
         """Restore a model saved by save(). ``params`` overrides the saved parameters
-        (those that change the state's shape must match)."""
-        import tomllib
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                version = int(z["version"])
-                if version != STATE_VERSION:
-                    raise StateError(f"{path}: state version {version}, this kl_motion reads {STATE_VERSION}")
-                saved = Params.from_dict(tomllib.loads(str(z["params"])))
-                shape = tuple(int(v) for v in z["shape"])
-                gmm, nmodes, cur = z["gmm"], z["nmodes"], z["cur"]
-                n = int(z["frames_seen"])
-        except FileNotFoundError:
-            raise StateError(f"state file not found: {path}") from None
-        except StateError:
-            raise
-        except Exception as e:  # zip/npz/key errors all mean the same to a user
-            raise StateError(f"{path} is not a kl_motion state file ({type(e).__name__}: {e})") from None
+        (those that change the state's shape must match).  The file is checked (statefile.py:
+        array shapes and types against the declared frame and ``max_pixels`` before anything
+        large is read, then finite, in-range values); any problem is a StateError."""
+        from .statefile import MAX_PIXELS, read_state
+
+        def layout(saved: dict, shape):
+            p = Params.from_dict(saved)
+            h, w = _detect_size(shape[0], shape[1], p.scale)
+            K, C = p.n_components, shape[2]
+            return {"gmm": (h, w, K, 2 + C), "nmodes": (h, w), "cur": (h, w, C + 1)}, K
+
+        saved_dict, shape, n, a = read_state(path, layout, MAX_PIXELS if max_pixels is None else max_pixels)
+        saved = Params.from_dict(saved_dict)
         p = params or saved
         if needs_reset(saved, p):
             raise StateError(f"{path}: saved with n_components={saved.n_components}, scale={saved.scale}; "
                              "these cannot change on load")
         m = cls(p)
         m._allocate(shape)
-        if m._gmm.shape != gmm.shape or m._cur.shape != cur.shape or m._nmodes.shape != nmodes.shape:
-            raise StateError(f"{path}: state arrays do not match the saved frame shape {shape}")
-        m._gmm[...] = gmm
-        m._nmodes[...] = nmodes
-        m._cur[...] = cur
+        m._gmm[...] = a["gmm"]
+        m._nmodes[...] = a["nmodes"]
+        m._cur[...] = a["cur"]
         m._n = n
         return m
+
+
+def _detect_size(H: int, W: int, scale: float) -> tuple[int, int]:
+    """The size the model detects at for an H x W frame at ``scale``."""
+    if scale >= 1.0:
+        return H, W
+    return max(1, int(round(H * scale))), max(1, int(round(W * scale)))

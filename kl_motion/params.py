@@ -16,6 +16,10 @@ from typing import Any
 from .errors import ParameterError
 
 
+CONFIG_MAX_BYTES = 1 << 20    # a config file larger than this is refused
+ZONE_MAX_POINTS = 1000       # points in all polygons of one zone list (ignore_zones, include_zones)
+
+
 def _p(default, lo=None, hi=None, help="", group="model", gui=True, reset=False):
     md = dict(lo=lo, hi=hi, help=help, group=group, gui=gui, reset=reset)
     if isinstance(default, list):
@@ -75,22 +79,22 @@ class Params:
             t = _type_of(f)
             if t is bool:
                 if not isinstance(v, (bool,)):
-                    raise ParameterError(f"{f.name} must be true or false, got {v!r}")
+                    raise ParameterError(f"{f.name} must be true or false, got {_short(v)}")
             elif t is int:
                 if isinstance(v, bool) or not isinstance(v, (int,)) and not (isinstance(v, float) and v.is_integer()):
-                    raise ParameterError(f"{f.name} must be an integer, got {v!r}")
+                    raise ParameterError(f"{f.name} must be an integer, got {_short(v)}")
                 v = int(v)
                 object.__setattr__(self, f.name, v)
             elif t is float:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ParameterError(f"{f.name} must be a number, got {v!r}")
+                    raise ParameterError(f"{f.name} must be a number, got {_short(v)}")
                 v = float(v)
                 if not math.isfinite(v):
-                    raise ParameterError(f"{f.name} must be finite, got {v!r}")
+                    raise ParameterError(f"{f.name} must be finite, got {_short(v)}")
                 object.__setattr__(self, f.name, v)
             elif t is str:
                 if not isinstance(v, str):
-                    raise ParameterError(f"{f.name} must be a string, got {v!r}")
+                    raise ParameterError(f"{f.name} must be a string, got {_short(v)}")
             elif t is list:
                 _check_polygons(f.name, v)
             if t in (int, float):
@@ -115,10 +119,12 @@ class Params:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Params":
+        """Parameters from a TOML document: at the top level or under the section of their
+        group (``[detection]``, ``[events]``, ...), each at most once."""
         flat = _flatten(d)
         unknown = set(flat) - set(names())
         if unknown:
-            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+            raise ParameterError("unknown parameter(s): " + ", ".join(_with_nearest(k, names()) for k in sorted(unknown)))
         try:
             return cls(**flat)
         except TypeError as e:  # pragma: no cover - defensive
@@ -127,14 +133,29 @@ class Params:
     # ------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> "Params":
+        """Read a TOML config file; every problem is a ParameterError that names the file."""
+        from .fsnames import shown
         path = Path(path)
+        name = shown(path)
         try:
+            size = path.stat().st_size
+            if size > CONFIG_MAX_BYTES:
+                raise ParameterError(f"config file {name} is {size} bytes; at most {CONFIG_MAX_BYTES} are read")
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ParameterError(f"config file not found: {path}") from None
+            raise ParameterError(f"config file not found: {name}") from None
+        except IsADirectoryError:
+            raise ParameterError(f"config file {name} is a folder") from None
+        except OSError as e:
+            raise ParameterError(f"config file {name}: {e.strerror or e}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ParameterError(f"config file {path} is not valid TOML: {e}") from None
-        return cls.from_dict(data)
+            raise ParameterError(f"config file {name} is not valid TOML: {e}") from None
+        except RecursionError:
+            raise ParameterError(f"config file {name} is nested too deeply") from None
+        try:
+            return cls.from_dict(data)
+        except ParameterError as e:
+            raise ParameterError(f"config file {name}: {e}") from None
 
     def to_toml(self, comments: bool = True) -> str:
         lines = ["# kl_motion parameters (see `kl-motion config --dump`)"]
@@ -187,27 +208,68 @@ def needs_reset(old: Params, new: Params) -> bool:
 
 
 def _flatten(d: dict) -> dict:
-    out = {}
+    """{name: value} from a TOML document whose parameters are at the top level or in the
+    section of their group; a parameter in another section, set twice, or a section that is
+    not a group is a ParameterError."""
+    group_of = {f.name: f.metadata["group"] for f in fields(Params)}
+    groups = sorted(set(group_of.values()))
+    out: dict[str, Any] = {}
+    where: dict[str, str] = {}
+
+    def put(k: str, v, at: str, section: str | None) -> None:
+        if section is not None and k in group_of and group_of[k] != section:
+            raise ParameterError(f"{k} belongs in [{group_of[k]}] (or at the top level), not in [{section}]")
+        if k in out:
+            raise ParameterError(f"{k} is set twice ({where[k]} and {at})")
+        out[k], where[k] = v, at
+
     for k, v in d.items():
-        if isinstance(v, dict):  # allow [model] / [detection] ... sections
-            out.update(_flatten(v))
-        else:
-            out[k] = v
+        if not isinstance(v, dict):
+            put(k, v, "at the top level", None)
+            continue
+        if k not in groups:
+            what = f"{k} is a parameter, not a section" if k in group_of else \
+                _with_nearest(f"unknown section [{k}]", groups, k)
+            raise ParameterError(f"{what} (sections: {', '.join(groups)})")
+        for k2, v2 in v.items():
+            if isinstance(v2, dict):
+                raise ParameterError(f"[{k}.{k2}]: sections do not nest ({k2} is not a parameter of [{k}])")
+            put(k2, v2, f"in [{k}]", k)
     return out
+
+
+def _with_nearest(text: str, choices, word: str | None = None) -> str:
+    """``text`` followed by ' (did you mean X?)' when a choice is close to ``word`` (default: text)."""
+    import difflib
+    near = difflib.get_close_matches(text if word is None else word, list(choices), n=1, cutoff=0.75)
+    return f"{text} (did you mean {near[0]}?)" if near else text
 
 
 def _check_polygons(name: str, v) -> None:
     if not isinstance(v, list):
-        raise ParameterError(f"{name} must be a list of polygons, got {v!r}")
+        raise ParameterError(f"{name} must be a list of polygons, got {_short(v)}")
+    points = sum(len(poly) if isinstance(poly, (list, tuple)) else 1 for poly in v)
+    if points > ZONE_MAX_POINTS:   # cv2.fillPoly's time grows faster than the number of points
+        raise ParameterError(f"{name} has {points} points in {len(v)} polygon(s); at most {ZONE_MAX_POINTS} "
+                             "(draw a complex zone as a zone_mask image)")
     for poly in v:
         if not isinstance(poly, (list, tuple)) or len(poly) < 3:
-            raise ParameterError(f"{name}: each polygon needs at least 3 [x, y] points, got {poly!r}")
+            raise ParameterError(f"{name}: each polygon needs at least 3 [x, y] points, got {_short(poly)}")
         for pt in poly:
             if (not isinstance(pt, (list, tuple)) or len(pt) != 2
                     or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in pt)):
-                raise ParameterError(f"{name}: a point must be [x, y] numbers, got {pt!r}")
+                raise ParameterError(f"{name}: a point must be [x, y] numbers, got {_short(pt)}")
             if not all(-0.001 <= c <= 1.001 for c in pt):
                 raise ParameterError(f"{name}: point {pt!r} is outside 0..1 (coordinates are fractions of width/height)")
+
+
+def _short(v, limit: int = 80) -> str:
+    """repr(v) cut to one short line (a hostile value can be megabytes or nested deeply)."""
+    try:
+        r = repr(v)
+    except RecursionError:
+        r = f"<{type(v).__name__} nested too deeply>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
 def _toml_value(v) -> str:

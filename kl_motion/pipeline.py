@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from . import fsnames
 from .errors import KLMotionError, OutputError
 from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
 from .model import MotionModel
@@ -487,7 +488,7 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     """Process one input into ``out_dir``.  Returns a report; a bad input is a report
     with status 'failed' and a one-line message, not an exception."""
     stop = stop or threading.Event()
-    shown = redact(spec)
+    shown = redact(fsnames.shown(spec))
     rep = InputReport(input=shown, out_dir=str(out_dir), name=Path(out_dir).name)
     if stop.is_set():
         rep.status, rep.message = "interrupted", "not started"
@@ -496,7 +497,7 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     try:
         _process(spec, Path(out_dir), params, opt, stop, progress, rep)
     except KLMotionError as e:
-        rep.status, rep.message = "failed", str(e).replace(str(spec), shown)
+        rep.status, rep.message = "failed", fsnames.shown(str(e).replace(str(spec), shown))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # a bug must not stop the other inputs of a batch

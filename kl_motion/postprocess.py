@@ -7,13 +7,13 @@ same results as cv2.connectedComponentsWithStats); the per-pixel model itself is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from . import blobs_nb
 from .errors import ParameterError
+from .fsnames import imread, shown
 from .params import Params
 
 
@@ -145,9 +145,9 @@ def zone_mask(p: Params, width: int, height: int) -> np.ndarray | None:
         return None
     z = np.ones((height, width), np.uint8)
     if p.zone_mask:
-        img = cv2.imread(str(Path(p.zone_mask)), cv2.IMREAD_GRAYSCALE)
+        img = imread(p.zone_mask, cv2.IMREAD_GRAYSCALE)
         if img is None:
-            raise ParameterError(f"zone_mask: cannot read image {p.zone_mask}")
+            raise ParameterError(f"zone_mask: cannot read image {shown(p.zone_mask)}")
         img = cv2.resize(img, (width, height), interpolation=cv2.INTER_NEAREST)
         z &= (img > 0).astype(np.uint8)
     if p.include_zones:

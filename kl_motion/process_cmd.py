@@ -132,11 +132,12 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def _names(inputs: list[str]) -> list[str]:
+    from .fsnames import shown
     from .pipeline import input_name
     seen: dict[str, int] = {}
     out = []
     for spec in inputs:
-        n = input_name(spec)
+        n = shown(input_name(spec))     # bytes that are not UTF-8 as \xNN: OpenCV's writers take the name
         k = seen.get(n, 0) + 1
         seen[n] = k
         out.append(n if k == 1 else f"{n}-{k}")
@@ -178,6 +179,7 @@ def _bar(quiet: bool, total, desc: str, unit: str = "frame"):
 # ---------------------------------------------------------------------------- run
 def run(args) -> int:
     from .cli import params_from_args
+    from .fsnames import is_utf8, shown
     from .pipeline import process_input
     from .postprocess import zone_mask
 
@@ -188,6 +190,9 @@ def run(args) -> int:
     check(args.threads, args.jobs)
     opt = _options(args)
     out = Path(args.out)
+    if not is_utf8(out.resolve()):
+        raise OutputError(f"output folder {shown(out)}: its path is not valid UTF-8, which OpenCV's video "
+                          "writer cannot open (choose another --out)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -248,11 +253,12 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, old)
     interrupted = stop.is_set()
     if interrupted:
+        from .fsnames import shown
         from .pipeline import InputReport, redact
         done = {r.out_dir for r in reports}
         for spec, d in zip(inputs, dirs):
             if d not in done:
-                reports.append(InputReport(input=redact(spec), out_dir=d, name=Path(d).name, status="interrupted",
+                reports.append(InputReport(input=redact(shown(spec)), out_dir=d, name=Path(d).name, status="interrupted",
                                            message="not started"))
 
     if len(inputs) > 1 and not args.quiet:
@@ -264,20 +270,48 @@ def run(args) -> int:
 
 def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int, threads: int) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    from .pipeline import InputReport
+    from concurrent.futures.process import BrokenProcessPool
+    from .fsnames import shown
+    from .pipeline import InputReport, redact
 
     log.debug("%d jobs x %d thread(s) each", jobs, threads)
     bar = _bar(args.quiet, len(inputs), "inputs", unit="input")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(stop, threads, args.quiet, args.verbose)) as ex:
-        futs = {ex.submit(_worker, s, d, params, opt): (s, d) for s, d in zip(inputs, dirs)}
-        for f in as_completed(futs):
-            s, d = futs[f]
-            try:
-                rep = f.result()
-            except Exception as e:  # a crashed worker is one failed input
-                rep = InputReport(input=s, out_dir=d, name=Path(d).name, status="failed",
-                                  message=f"internal error: {type(e).__name__}: {e}")
+
+    def failed(s, d, message):
+        return InputReport(input=redact(shown(s)), out_dir=d, name=Path(d).name, status="failed", message=message)
+
+    def run_pool(work, n_workers):
+        """Run ``work`` in a pool; returns the inputs a crashed worker took down with the pool."""
+        broken = []
+        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(stop, threads, args.quiet, args.verbose)) as ex:
+            futs = {ex.submit(_worker, s, d, params, opt): (s, d) for s, d in work}
+            for f in as_completed(futs):
+                s, d = futs[f]
+                try:
+                    rep = f.result()
+                except BrokenProcessPool:
+                    broken.append((s, d))
+                    continue
+                except Exception as e:  # pragma: no cover - process_input reports its own errors
+                    rep = failed(s, d, f"internal error: {type(e).__name__}: {e}")
+                _report_one(rep, args.quiet)
+                reports.append(rep)
+                if bar is not None:
+                    bar.update(1)
+        return broken
+
+    # A worker that dies (a crash inside a native library) breaks the whole pool: the inputs it
+    # took down run again, each alone in its own process, so only the one that crashes fails.
+    broken = run_pool(list(zip(inputs, dirs)), jobs)
+    if broken:
+        log.warning("a worker process crashed; running its %d unfinished input(s) again, one per process",
+                    len(broken))
+    for s, d in broken:
+        if stop.is_set():
+            break
+        if run_pool([(s, d)], 1):
+            rep = failed(s, d, "the worker process crashed on this input (a crash inside OpenCV or FFmpeg)")
             _report_one(rep, args.quiet)
             reports.append(rep)
             if bar is not None:

@@ -4,6 +4,7 @@ Every failure is a SourceError with a one-line message.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 from .errors import SourceError
+from .fsnames import capture_path, imread, is_utf8, shown
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
@@ -80,24 +82,51 @@ class FolderSource(Source):
         self.folder = Path(folder)
         files = [p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()]
         if not files:
-            raise SourceError(f"{self.folder}: no images in folder")
+            raise SourceError(f"{shown(self.folder)}: no images in folder")
         self.files = sorted(files, key=lambda p: natural_key(p.name))
         self._flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_UNCHANGED
+        self._ranges: dict[np.dtype, float] = {}     # a fixed value range per pixel type, from its first image
+        self._colour: bool | None = None           # the first image's layout (grey or colour) is kept
         first = self._load(self.files[0])
         h, w = first.shape[:2]
         self._first = first
-        self.info = VideoInfo(w, h, 25.0, len(self.files), "folder", str(self.folder))
+        self.info = VideoInfo(w, h, 25.0, len(self.files), "folder", shown(self.folder))
         self.frames_read = 0
 
     def _load(self, p: Path) -> np.ndarray:
-        img = cv2.imread(str(p), self._flag)
+        img = imread(p, self._flag)         # any file name (OpenCV crashes on names that are not UTF-8)
         if img is None:
-            raise SourceError(f"{p}: cannot read image")
+            raise SourceError(f"{shown(p)}: cannot read image")
         if img.dtype != np.uint8:
-            img = cv2.convertScaleAbs(img, alpha=255.0 / max(1, int(img.max())))
+            img = cv2.convertScaleAbs(img, alpha=255.0 / self._range(img))
         if img.ndim == 3 and img.shape[2] == 4:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[:, :, 0]
+        colour = img.ndim == 3
+        if self._colour is None:
+            self._colour = colour
+        elif colour != self._colour:      # a grey image among colour ones (or the reverse): same layout
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR if self._colour else cv2.COLOR_BGR2GRAY)
         return img
+
+    def _range(self, img: np.ndarray) -> float:
+        """The value that maps to 255 for images of this pixel type: fixed for the whole folder (a
+        per-image maximum would change the brightness of every frame with one hot pixel).  Integers:
+        the smallest of 8, 10, 12, 14 or 16 bits that holds the first image; floats: 1.0 when the
+        first image is within 0..1, else its maximum."""
+        r = self._ranges.get(img.dtype)
+        if r is None:
+            top = float(np.max(np.abs(img))) if img.size else 0.0
+            if not np.isfinite(top):
+                top = 1.0
+            if np.issubdtype(img.dtype, np.integer):
+                bits = next((b for b in (8, 10, 12, 14, 16) if top <= 2 ** b - 1), np.iinfo(img.dtype).bits)
+                r = float(2 ** bits - 1)
+            else:
+                r = 1.0 if top <= 1.0 else top
+            self._ranges[img.dtype] = r
+        return r
 
     def seek(self, index: int) -> None:
         self.frames_read = max(0, min(index, len(self.files)))
@@ -121,42 +150,54 @@ class CaptureSource(Source):
         kind = kind or classify(spec)
         self.kind = kind
         self.spec = spec
+        self._fd = None
+        name = shown(spec)
         if kind == "file":
             p = Path(str(spec))
             if not p.exists():
-                raise SourceError(f"{p}: no such file")
+                raise SourceError(f"{name}: no such file")
             if not p.is_file():
-                raise SourceError(f"{p}: not a file")
+                raise SourceError(f"{name}: not a file")
             if p.stat().st_size == 0:
-                raise SourceError(f"{p}: file is empty")
-        if kind == "camera":
-            cap = cv2.VideoCapture(int(spec))
-        elif kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout * 1000)]
-            cap = cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG, params)
-        else:
-            cap = cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG)
-        if not cap.isOpened():
-            cap.release()
-            what = {"camera": f"camera {spec}: not found or cannot be opened",
-                    "stream": f"{spec}: cannot open stream",
-                    "file": f"{spec}: not a video file OpenCV can read"}[kind]
-            raise SourceError(what)
-        ok, first = cap.read()
-        if not ok or first is None:
-            cap.release()
-            what = {"camera": f"camera {spec}: opened but gives no frames",
-                    "stream": f"{spec}: stream gives no frames",
-                    "file": f"{spec}: video has no readable frames"}[kind]
-            raise SourceError(what)
+                raise SourceError(f"{name}: file is empty")
+            try:   # a name that is not UTF-8 would crash OpenCV: open it through a descriptor
+                path, self._fd = capture_path(p)
+            except (OSError, ValueError) as e:
+                raise SourceError(f"{name}: {getattr(e, 'strerror', None) or e}") from None
+        elif kind == "stream" and not is_utf8(spec):
+            raise SourceError(f"{name}: the URL is not valid UTF-8")
+        try:
+            if kind == "camera":
+                cap = cv2.VideoCapture(int(spec))
+            elif kind == "stream":
+                params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout * 1000)]
+                cap = cv2.VideoCapture(str(spec), cv2.CAP_FFMPEG, params)
+            else:
+                cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+            if not cap.isOpened():
+                cap.release()
+                what = {"camera": f"camera {spec}: not found or cannot be opened",
+                        "stream": f"{name}: cannot open stream",
+                        "file": f"{name}: not a video file OpenCV can read"}[kind]
+                raise SourceError(what)
+            ok, first = cap.read()
+            if not ok or first is None:
+                cap.release()
+                what = {"camera": f"camera {spec}: opened but gives no frames",
+                        "stream": f"{name}: stream gives no frames",
+                        "file": f"{name}: video has no readable frames"}[kind]
+                raise SourceError(what)
+        except BaseException:
+            self._close_fd()
+            raise
         self.cap = cap
         self._first = first
         fps = cap.get(cv2.CAP_PROP_FPS)
         if not fps or not np.isfinite(fps) or fps <= 0 or fps > 1000:
             fps = 25.0 if kind == "file" else 30.0
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "file" else 0
-        self.info = VideoInfo(first.shape[1], first.shape[0], float(fps), n if n > 0 else None, kind, str(spec))
+        self.info = VideoInfo(first.shape[1], first.shape[0], float(fps), n if n > 0 else None, kind, name)
         self.frames_read = 0
 
     def read(self):
@@ -173,7 +214,7 @@ class CaptureSource(Source):
 
     def seek(self, index: int) -> None:
         if self.kind != "file":
-            raise SourceError(f"{self.spec}: cannot seek in a {self.kind}")
+            raise SourceError(f"{shown(self.spec)}: cannot seek in a {self.kind}")
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
         self._first = None
         self.frames_read = index
@@ -182,6 +223,12 @@ class CaptureSource(Source):
         if getattr(self, "cap", None) is not None:
             self.cap.release()
             self.cap = None
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
 
 
 def open_source(spec: str | int | Path, grey: bool = False) -> Source:

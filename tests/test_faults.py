@@ -1,0 +1,326 @@
+"""Fault injection (issue 13): every case runs as a real subprocess and is checked for its exit
+code, its one-line message, and that every file under a final name decodes to the end.
+
+Cases: file names that are not UTF-8 (batch, --jobs, image folder, zone mask, viewer), a worker
+killed under --jobs, 16-bit images with a hot pixel, oversized zones, hostile TOML and hostile
+state files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest_process import count_frames, make_video, no_traceback, part_files, read_stats, run_process
+
+BAD = os.fsdecode(b"bad\xff\xfe")          # a file name that is not UTF-8 (Linux takes any bytes)
+
+
+def _can_make_non_utf8(tmp: Path) -> bool:
+    try:
+        (tmp / (BAD + ".probe")).write_bytes(b"")
+        return True
+    except (OSError, UnicodeEncodeError):
+        return False
+
+
+@pytest.fixture
+def non_utf8(tmp_path):
+    if not _can_make_non_utf8(tmp_path):
+        pytest.skip("this file system does not take file names that are not UTF-8")
+    return tmp_path
+
+
+def _py(code: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ, PYTHONWARNINGS="ignore", **(env or {}))
+    e.pop("KL_MOTION_DEBUG", None)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=e, cwd=cwd)
+
+
+def _complete(d: Path, frames: int, videos=("mask.mkv",)) -> None:
+    """Every output of one input is under its final name and decodes to the end."""
+    assert not part_files(d), part_files(d)
+    for v in videos:
+        assert count_frames(d / v) == frames, v
+    assert len(read_stats(d / "stats.csv")) == frames
+    assert json.loads((d / "summary.json").read_text())["frames"] == frames
+
+
+# ---------------------------------------------------------------------------- names that are not UTF-8
+def test_non_utf8_file_names_in_a_batch_and_with_jobs(non_utf8):
+    """OpenCV segfaulted opening such a name (rc 139): later inputs were lost, --jobs lost the pool."""
+    tmp = non_utf8
+    good = make_video(tmp / "short.avi", n=30)
+    bad = tmp / (BAD + ".avi")
+    bad.write_bytes(good.read_bytes())
+    for jobs in ("1", "2"):
+        out = tmp / f"o{jobs}"
+        r = run_process(bad, good, "--out", out, "--jobs", jobs)
+        assert r.returncode == 0, r.stderr
+        no_traceback(r)
+        assert "bad\\xff\\xfe.avi" in r.stdout            # the summary names it readably
+        _complete(out / "short", 30)
+        _complete(out / "bad\\xff\\xfe", 30)
+
+
+def test_non_utf8_image_folder_and_zone_mask(non_utf8):
+    tmp = non_utf8
+    folder = tmp / BAD
+    folder.mkdir()
+    for i in range(12):
+        f = np.full((48, 64, 3), 90, np.uint8)
+        cv2.rectangle(f, (2 * i, 10), (2 * i + 10, 20), (250, 250, 250), -1)
+        (folder / (BAD + f"{i:03d}.png")).write_bytes(cv2.imencode(".png", f)[1].tobytes())
+    zone = tmp / (BAD + "zone.png")
+    zone.write_bytes(cv2.imencode(".png", np.full((48, 64), 255, np.uint8))[1].tobytes())
+    r = run_process(folder, "--out", tmp / "o", "--bins", "--zone-mask", zone)
+    assert r.returncode == 0, r.stderr
+    no_traceback(r)
+    d = tmp / "o" / "bad\\xff\\xfe"
+    _complete(d, 12)
+    assert len(list((d / "bin").glob("bin*.png"))) == 12
+    # a folder that is not UTF-8 as --out: refused in one line, nothing written
+    r = run_process(make_video(tmp / "short.avi", n=5), "--out", tmp / BAD / "out")
+    assert r.returncode == 2 and "not valid UTF-8" in r.stderr, r.stderr
+    no_traceback(r)
+    assert not (tmp / BAD / "out").exists()
+
+
+def test_viewer_opens_a_non_utf8_file_name(non_utf8):
+    pytest.importorskip("PySide6")
+    tmp = non_utf8
+    bad = tmp / (BAD + ".avi")
+    make_video(tmp / "v.avi", n=20).rename(bad)      # (OpenCV cannot write that name either)
+    r = _py(f"""
+        import os, sys
+        from PySide6.QtWidgets import QApplication
+        from kl_motion import Params
+        from kl_motion.gui.main_window import MainWindow
+        app = QApplication([])
+        w = MainWindow(Params(), os.fsdecode({os.fsencode(str(bad))!r}), playing=True, speed=0.0)
+        w.show()
+        import time
+        end = time.time() + 60
+        while w.frames_shown < 5 and time.time() < end:
+            app.processEvents()
+            time.sleep(0.01)
+        print(w.frames_shown, w.windowTitle())
+        w.shutdown()
+        """, tmp, env=dict(QT_QPA_PLATFORM="offscreen"))
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    shown, title = r.stdout.split(" ", 1)
+    assert int(shown) >= 5
+    assert "bad\\xff\\xfe.avi" in title
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_a_killed_worker_does_not_fail_the_other_inputs(tmp_path):
+    """A worker that dies (OOM killer, a crash in FFmpeg) used to break the whole pool:
+    every input still queued failed with BrokenProcessPool."""
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs /proc/PID/task/PID/children to find the worker processes")
+    long = make_video(tmp_path / "long.avi", n=1500, moving=(100, 1400))
+    short = make_video(tmp_path / "short.avi", n=30)
+    cmd = [sys.executable, "-m", "kl_motion", "process", long, short, short, "--out", tmp_path / "o", "--jobs", "2"]
+    p = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    st = tmp_path / "o" / "long" / "stats.part.csv"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (st.exists() and st.stat().st_size > 3000):
+        time.sleep(0.05)
+    victims = []
+    for c in _children(p.pid):
+        try:
+            cmdline = Path(f"/proc/{c}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and (Path(f"/proc/{c}/fd").exists()):
+            # the worker that has long's stats.part.csv open
+            if any(os.path.realpath(f"/proc/{c}/fd/{fd}") == str(st) for fd in os.listdir(f"/proc/{c}/fd")):
+                victims.append(c)
+    assert victims, "worker of long.avi not found"
+    os.kill(victims[0], signal.SIGKILL)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    assert "worker process crashed" in err
+    no_traceback(subprocess.CompletedProcess([], p.returncode, out, err))
+    _complete(tmp_path / "o" / "long", 1500)        # run again alone: complete
+    _complete(tmp_path / "o" / "short", 30)
+    _complete(tmp_path / "o" / "short-2", 30)
+
+
+# ---------------------------------------------------------------------------- 16-bit images
+def test_16bit_folder_is_scaled_by_a_fixed_range_not_each_frames_maximum(tmp_path):
+    """A hot pixel from frame 61 on used to darken every later frame (per-frame maximum):
+    a false light switch and a relearn."""
+    folder = tmp_path / "raw16"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(90):
+        f = (rng.integers(0, 40, (60, 80)) + 1500).astype(np.uint16)      # a 12-bit sensor, dim scene
+        if i >= 60:
+            f[5, 5] = 65535                                              # one hot pixel
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), f)
+    r = run_process(folder, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    rows = read_stats(tmp_path / "o" / "raw16" / "stats.csv")
+    assert len(rows) == 90
+    assert all(row["lightswitch"] == "0" for row in rows), [i for i, row in enumerate(rows) if row["lightswitch"] != "0"]
+    assert max(float(row["fg_fraction"]) for row in rows) < 0.05
+    from kl_motion.sources import FolderSource
+    src = FolderSource(folder)
+    frames = list(src)
+    assert frames[0].dtype == np.uint8
+    assert abs(float(frames[70].mean()) - float(frames[10].mean())) < 1.0    # same brightness mapping
+    assert 80 < float(frames[10].mean()) < 110                               # 1520 of 4095 -> ~95
+
+
+def test_grey_image_among_colour_ones_keeps_the_folder_layout(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(30):
+        f = np.full((48, 64, 3), 100, np.uint8)
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), f if i != 15 else f[:, :, 0])
+    r = run_process(folder, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "size changed" not in r.stderr and "reset" not in r.stderr, r.stderr
+    _complete(tmp_path / "o" / "mixed", 30)
+
+
+# ---------------------------------------------------------------------------- zones and config files
+def test_oversized_zones_are_refused_at_once(tmp_path):
+    """10^4 random points took seconds in cv2.fillPoly, 10^6 did not finish in 300 s."""
+    v = make_video(tmp_path / "a.avi", n=5)
+    rng = np.random.default_rng(0)
+    pts = rng.random((5000, 2)).round(4).tolist()
+    cfg = tmp_path / "zones.toml"
+    cfg.write_text(f"ignore_zones = {json.dumps([pts])}\n")
+    t = time.time()
+    r = run_process(v, "--out", tmp_path / "o", "--config", cfg, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "ignore_zones has 5000 points" in r.stderr and "zone_mask" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert time.time() - t < 30
+    assert not (tmp_path / "o" / "a").exists()
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("a = " + "[" * 50000 + "]" * 50000 + "\n", "nested too deeply"),
+    ("x = " + "{a=" * 3000 + "1" + "}" * 3000 + "\n", "nested too deeply"),
+    ("[events]\nkl_threshold = 3\n", "kl_threshold belongs in [detection]"),
+    ("kl_threshold = 3\n[detection]\nkl_threshold = 4\n", "kl_threshold is set twice"),
+    ("kl_treshold = 3\n", "kl_treshold (did you mean kl_threshold?)"),
+    ("[detectoin]\nkl_threshold = 3\n", "unknown section [detectoin] (did you mean detection?)"),
+    ("[detection.more]\nkl_threshold = 3\n", "sections do not nest"),
+    ("kl_threshold = -3\n", "below its minimum"),
+    ("# " + "x" * (1 << 20) + "\n", "at most 1048576"),
+])
+def test_hostile_config_files(tmp_path, text, msg):
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(text)
+    r = subprocess.run([sys.executable, "-m", "kl_motion", "config", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    no_traceback(r)
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert msg in r.stderr and "site.toml" in r.stderr, r.stderr
+
+
+def test_parameters_in_their_sections_still_load(tmp_path):
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text("history = 300\n[detection]\nkl_threshold = 12.5\n[events]\nevent_gap = 1.5\n")
+    r = subprocess.run([sys.executable, "-m", "kl_motion", "config", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "kl_threshold = 12.5" in r.stdout and "event_gap = 1.5" in r.stdout and "history = 300" in r.stdout
+
+
+# ---------------------------------------------------------------------------- hostile state files
+_STATE_CASES = {
+    "huge": "shape=np.array([6000, 6000, 3], np.int64)",     # and a gmm header of that size, below
+    "nan": "gmm=np.where(z['gmm'] > 0.5, np.nan, z['gmm']).astype(np.float32)",
+    "negcount": "frames_seen=np.int64(-1)",
+    "shape2": "shape=np.array([48, 64], np.int64)",
+    "negshape": "shape=np.array([48, -64, 3], np.int64)",
+    "floatshape": "shape=np.array([48.0, 64, 3])",
+    "nmodes": "nmodes=np.full_like(z['nmodes'], 9)",
+    "weights": "gmm=(z['gmm'] * 5).astype(np.float32)",
+    "f64": "gmm=z['gmm'].astype(np.float64)",
+    "curinf": "cur=np.full_like(z['cur'], np.inf)",
+}
+_STATE_MSG = {
+    "huge": "over the limit", "nan": "NaN", "negcount": "frames_seen=-1", "shape2": "'shape' must be 3",
+    "negshape": "is not a frame", "floatshape": "'shape' must be 3", "nmodes": "9 mixture components",
+    "weights": "weights range", "f64": "float64, expected", "curinf": "NaN or infinite",
+}
+
+
+def test_hostile_state_files_are_refused_quickly_and_small(tmp_path):
+    """A 2.7 MB file declaring a 6000x6000 state took 76 s and 5.4 GB; NaN and frames_seen=-1
+    loaded (the latter then raised ZeroDivisionError); bad shapes raised a raw ValueError."""
+    r = _py(f"""
+        import resource, time, sys
+        import numpy as np
+        from kl_motion import MotionModel
+        from kl_motion.errors import StateError
+        rng = np.random.default_rng(0)
+        m = MotionModel()
+        for i in range(25):
+            m.apply(rng.integers(0, 256, (48, 64, 3)).astype(np.uint8))
+        m.save("good.npz")
+        z = dict(np.load("good.npz"))
+        cases = {_STATE_CASES!r}
+        for name, change in cases.items():
+            d = dict(z)
+            d.update(eval("dict(" + change + ")"))
+            np.savez_compressed(name + ".npz", **d)
+        # 'huge': the gmm member's header declares 6000x6000 pixels (2.2 GB), its data is a stub
+        import zipfile
+        with zipfile.ZipFile("huge.npz") as src, zipfile.ZipFile("huge2.npz", "w") as dst:
+            big = dict([("gmm.npy", ("<f4", (6000, 6000, 3, 5))), ("nmodes.npy", ("|u1", (6000, 6000))),
+                        ("cur.npy", ("<f4", (6000, 6000, 4)))])
+            for item in src.namelist():
+                if item not in big:
+                    dst.writestr(item, src.read(item))
+            for item, (descr, shape) in big.items():
+                with dst.open(item, "w") as f:
+                    np.lib.format.write_array_header_1_0(f, dict(descr=descr, fortran_order=False, shape=shape))
+                    f.write(bytes(4096))
+        import os
+        os.replace("huge2.npz", "huge.npz")
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        good = MotionModel.load("good.npz")
+        good.apply(rng.integers(0, 256, (48, 64, 3)).astype(np.uint8))
+        for name in cases:
+            t = time.time()
+            try:
+                MotionModel.load(name + ".npz")
+                print(name, "LOADED")
+            except StateError as e:
+                print(name, round(time.time() - t, 3), str(e).replace(chr(10), " "))
+        print("rss", rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """, tmp_path, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    for name, msg in _STATE_MSG.items():
+        assert lines[name] != "LOADED", name
+        secs, text = lines[name].split(" ", 1)
+        assert float(secs) < 1.0, (name, secs)
+        assert msg in text and f"{name}.npz" in text, (name, text)
+    rss0, rss1 = map(int, lines["rss"].split())
+    assert rss1 - rss0 < 200_000, (rss0, rss1)          # kB: nothing large was allocated
