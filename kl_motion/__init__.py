@@ -1,4 +1,13 @@
 """kl_motion: per-pixel Gaussian-mixture background with a KL-divergence motion score."""
+import os as _os
+
+# numba runs the kernels' parallel regions on OpenMP workers (libgomp), which by default spin for a
+# while after each region before they sleep.  On a machine where another process keeps a core busy
+# the spinning worker and the busy process share that core, and with two threads the frame rate fell
+# below one thread's (docs/speed.md, "Busy cores").  Passive waiting is set here, before numba's
+# thread pool starts (at the first parallel call), unless the user chose a wait policy.
+if not any(_os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")):
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 from .errors import (FrameError, FrameTypeError, KLMotionError, OutputError, ParameterError, SourceError,
                      StateError)
 from .model import FrameResult, MotionModel

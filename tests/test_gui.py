@@ -509,3 +509,23 @@ def test_slow_first_frame_says_the_detector_is_compiling(make_window, qtbot, mon
     w = make_window()
     qtbot.waitUntil(lambda: "Compiling" in w.view.message, timeout=WAIT)
     qtbot.waitUntil(lambda: w.frames_shown >= 1 and w.view.message == "", timeout=WAIT)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_option_reaches_the_model(make_window, qtbot, monkeypatch, threads):
+    """`kl-motion view --threads N`: the worker thread runs the model with N numba threads (numba's count
+    is per calling thread, so it is read inside apply)."""
+    import numba
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip(f"numba's pool has {numba.config.NUMBA_NUM_THREADS} thread(s) here")
+    seen = []
+    real = MotionModel.apply
+
+    def apply(self, frame):
+        seen.append(numba.get_num_threads())
+        return real(self, frame)
+
+    monkeypatch.setattr(MotionModel, "apply", apply)
+    w = make_window(threads=threads)
+    wait_position(qtbot, w, 3)
+    assert seen and set(seen) == {threads}, seen

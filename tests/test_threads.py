@@ -6,6 +6,7 @@ the model: numba's count is per calling thread, so that is where it is read.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -120,3 +121,29 @@ def test_eval_threads(tmp_path):
                        capture_output=True, text=True, timeout=200)
     assert r.returncode == 0, r.stderr
     assert "(ms/frame with 1 numba thread(s), 1 OpenCV thread(s))" in r.stdout
+
+
+@pytest.mark.parametrize("env, policy, spin", [
+    ({}, "PASSIVE", "0"),                         # nothing chosen: kl_motion sets passive waiting
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE", None),   # the user's choice stays
+    ({"GOMP_SPINCOUNT": "300000"}, "None", "300000"),  # a spin count is a choice too
+])
+def test_wait_policy_reaches_libgomp(env, policy, spin):
+    """libgomp reads its environment once, when numba loads it (first parallel call): the policy must
+    be in place by then.  OMP_DISPLAY_ENV=VERBOSE makes libgomp print what it read."""
+    code = ("import os, numba\nimport kl_motion\nfrom kl_motion.model import MotionModel\nimport numpy as np\n"
+            "MotionModel().apply(np.zeros((8, 8, 3), np.uint8))\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), numba.threading_layer())")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "NUMBA_THREADING_LAYER")}
+    r = subprocess.run([sys.executable, "-c", code], env=dict(base, OMP_DISPLAY_ENV="VERBOSE", **env),
+                       capture_output=True, text=True, timeout=200)
+    assert r.returncode == 0, r.stderr
+    got, layer = r.stdout.split()
+    assert got == policy
+    if layer != "omp":
+        pytest.skip(f"numba's threading layer here is {layer}, not OpenMP")
+    if spin is not None:
+        assert f"GOMP_SPINCOUNT = '{spin}'" in r.stderr, r.stderr
+    else:
+        assert "GOMP_SPINCOUNT = '0'" not in r.stderr, r.stderr
