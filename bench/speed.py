@@ -180,12 +180,17 @@ from kl_motion.model import MotionModel
 t1 = time.perf_counter()
 f = cv2.imread(sys.argv[1], cv2.IMREAD_COLOR)
 t2 = time.perf_counter()
+c2 = time.process_time()
 m = MotionModel()
 r = m.apply(f)
 t3 = time.perf_counter()
+c3 = time.process_time()
 m.apply(f)
 t4 = time.perf_counter()
-print(json.dumps(dict(import_s=t1 - t0, first_frame_s=t3 - t2, second_frame_s=t4 - t3)))
+sys.path.insert(0, "bench")
+import _isa
+print(json.dumps(dict(import_s=t1 - t0, first_frame_s=t3 - t2, first_frame_cpu_s=c3 - c2, second_frame_s=t4 - t3,
+                      isa=_isa.kernel_isa()["isa"])))
 """
 
 
@@ -243,6 +248,7 @@ def main(argv=None) -> int:
     ap.add_argument("--start", type=int, default=400, help="index of the first frame used")
     ap.add_argument("--json", type=Path, help="write the numbers here")
     ap.add_argument("--no-first-frame", action="store_true", help="skip the new-process first-frame timing")
+    ap.add_argument("--first-frame-only", action="store_true", help="only the new-process first-frame timing")
     ap.add_argument("--no-scale", action="store_true", help="skip the scale trade-off")
     ap.add_argument("--scale-sizes", default="1280x720,1920x1080")
     ap.add_argument("--scales", default="1.0,0.5")
@@ -269,7 +275,7 @@ def main(argv=None) -> int:
     import kl_motion
     info["kl_motion"] = str(Path(kl_motion.__file__).parent)
     print(f"kl_motion from {info['kl_motion']}  threading layer: {_layer()}")
-    frames0 = load_frames(args.data, args.distinct, args.start)
+    frames0 = [] if args.first_frame_only else load_frames(args.data, args.distinct, args.start)
     print(f"frames: {len(frames0)} distinct from {args.data} (from index {args.start}), cycled; "
           f"warm-up {args.warmup}, median of {args.frames}")
     result: dict = dict(machine=info, frames=args.frames, warmup=args.warmup, data=str(args.data),
@@ -277,40 +283,43 @@ def main(argv=None) -> int:
     if args.cpu_time:
         print("clock: process CPU time (all threads of this process)")
 
-    print("\nms/frame (median)  kl_motion = MotionModel.apply (update + KL + labels + cleanup)")
-    print(f"{'size':<11} {'kl_motion':>9} {'MOG2':>9} {'KNN':>9} {'kl/MOG2':>10} {'kl/KNN':>9}")
-    result["table"] = bench_sizes(frames0, parse_sizes(args.sizes), args.frames, args.warmup)
-    info["threading_layer"] = _layer()
-    try:
-        info["loadavg_after_table"] = os.getloadavg()
-    except OSError:
-        pass
-    print(f"numba threading layer: {info['threading_layer']}  loadavg now: {info.get('loadavg_after_table')}")
-    info["kernel_isa"] = _isa.print_kernel_isa()
-    bpp = result["table"][0]["state_bytes_per_pixel"]
-    result["state_bytes_per_pixel"] = bpp
-    print(f"\nmodel state: {bpp:.1f} bytes per pixel (MotionModel.state_bytes_per_pixel, default parameters)")
+    if not args.first_frame_only:
+        print("\nms/frame (median)  kl_motion = MotionModel.apply (update + KL + labels + cleanup)")
+        print(f"{'size':<11} {'kl_motion':>9} {'MOG2':>9} {'KNN':>9} {'kl/MOG2':>10} {'kl/KNN':>9}")
+        result["table"] = bench_sizes(frames0, parse_sizes(args.sizes), args.frames, args.warmup)
+        info["threading_layer"] = _layer()
+        try:
+            info["loadavg_after_table"] = os.getloadavg()
+        except OSError:
+            pass
+        print(f"numba threading layer: {info['threading_layer']}  loadavg now: {info.get('loadavg_after_table')}")
+        info["kernel_isa"] = _isa.print_kernel_isa()
+        bpp = result["table"][0]["state_bytes_per_pixel"]
+        result["state_bytes_per_pixel"] = bpp
+        print(f"\nmodel state: {bpp:.1f} bytes per pixel (MotionModel.state_bytes_per_pixel, default parameters)")
 
-    if args.breakdown:
-        print("\nbreakdown of one apply (ms, medians of each piece)")
-        print(f"{'size':<11} {'apply':>9} {'kernel':>9} {'cleanup':>9} {'rest':>9}")
-        result["breakdown"] = breakdown(frames0, parse_sizes(args.sizes), args.frames, args.warmup)
+        if args.breakdown:
+            print("\nbreakdown of one apply (ms, medians of each piece)")
+            print(f"{'size':<11} {'apply':>9} {'kernel':>9} {'cleanup':>9} {'rest':>9}")
+            result["breakdown"] = breakdown(frames0, parse_sizes(args.sizes), args.frames, args.warmup)
 
-    if not args.no_scale:
-        scales = [float(s) for s in args.scales.split(",")]
-        print("\nscale trade-off (ms/frame, MOG2 at full size for reference)")
-        print(f"{'size':<11} {'scale':>6} {'kl_motion':>9} {'MOG2':>9} {'kl/MOG2':>10}")
-        result["scale"] = bench_scale(frames0, parse_sizes(args.scale_sizes), scales, args.frames, args.warmup)
+        if not args.no_scale:
+            scales = [float(s) for s in args.scales.split(",")]
+            print("\nscale trade-off (ms/frame, MOG2 at full size for reference)")
+            print(f"{'size':<11} {'scale':>6} {'kl_motion':>9} {'MOG2':>9} {'kl/MOG2':>10}")
+            result["scale"] = bench_scale(frames0, parse_sizes(args.scale_sizes), scales, args.frames, args.warmup)
 
     if not args.no_first_frame:
         inp = args.data / "input" if (args.data / "input").is_dir() else args.data
         path = sorted(p for p in inp.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))[0]
         ff = first_frame(path)
         result["first_frame"] = ff
-        print(f"\nfirst frame in a new process ({path.name}, model construction + first apply):")
+        print(f"\nfirst frame in a new process ({path.name}, model construction + first apply; "
+              f"kernels built for {ff['cold']['isa']}):")
         for k in ("cold", "warm"):
             d = ff[k]
-            print(f"  numba cache {k}: first frame {d['first_frame_s']:.3f} s  (import {d['import_s']:.3f} s, "
+            print(f"  numba cache {k}: first frame {d['first_frame_s']:.3f} s, CPU {d['first_frame_cpu_s']:.3f} s  "
+                  f"(import {d['import_s']:.3f} s, "
                   f"second frame {1000 * d['second_frame_s']:.1f} ms, whole process {d['process_s']:.2f} s)")
 
     if args.json:
