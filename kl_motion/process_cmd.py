@@ -23,12 +23,6 @@ EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("kl_motion")
 
-# FFmpeg and OpenCV would print their own warnings (decoder errors, missing cameras) on
-# stderr; a user gets our one-line messages instead.  Set before any capture is opened.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -93,11 +87,8 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     log.addHandler(h)
     log.propagate = False
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    try:
-        import cv2
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except Exception:  # pragma: no cover
-        pass
+    from .sources import quiet_opencv
+    quiet_opencv()
 
 
 # ---------------------------------------------------------------------------- helpers

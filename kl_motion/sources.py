@@ -20,6 +20,19 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
 
 
+def quiet_opencv() -> None:
+    """OpenCV and FFmpeg print their own warnings (decoder errors, missing cameras, "can't be used
+    to capture by name") on stderr; process and view give one-line messages instead.  Call it
+    before the first capture is opened (FFmpeg reads its level then)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except Exception:  # pragma: no cover - an OpenCV without cv2.utils.logging
+        pass
+
+
 @dataclass
 class VideoInfo:
     width: int

@@ -324,3 +324,22 @@ def test_hostile_state_files_are_refused_quickly_and_small(tmp_path):
         assert msg in text and f"{name}.npz" in text, (name, text)
     rss0, rss1 = map(int, lines["rss"].split())
     assert rss1 - rss0 < 200_000, (rss0, rss1)          # kB: nothing large was allocated
+
+
+def test_viewer_prints_no_raw_opencv_warnings(tmp_path):
+    """`kl-motion view` of a truncated MP4 and of an absent camera printed OpenCV's own
+    '[ WARN:0@1.2] global cap.cpp:212 open VIDEOIO(FFMPEG): ...' lines on the terminal."""
+    pytest.importorskip("PySide6")
+    v = tmp_path / "v.mp4"
+    make_video(v, n=40, fourcc="mp4v")
+    data = v.read_bytes()
+    (tmp_path / "trunc.mp4").write_bytes(data[: len(data) // 2])     # no moov atom: cannot be opened
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONWARNINGS="ignore")
+    for source in ("trunc.mp4", "9"):
+        p = subprocess.Popen([sys.executable, "-m", "kl_motion", "view", source], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(6)
+        p.send_signal(signal.SIGINT)            # closes the window
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert "WARN" not in err and "VIDEOIO" not in err and "Traceback" not in err, err

@@ -49,6 +49,8 @@ def run(args) -> int:
     threads = getattr(args, "threads", None)
     check_threads(threads)
     check_display()
+    from ..sources import quiet_opencv
+    quiet_opencv()                           # one-line messages in the window, no raw OpenCV/FFmpeg warnings
     from PySide6.QtWidgets import QApplication
     from .main_window import MainWindow
 
