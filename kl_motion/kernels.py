@@ -91,7 +91,7 @@ def _kl_iso(dm, isb, sc, hC):
 
 @njit(inline="always", **_JIT)
 def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, C, first, bg_ratio, var_min, beta, kl_thr,
-           nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+           fb, rest_gain, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
     """Pass 1 on row y: current distribution, KL to the own background, misfit/shadow flag,
     neighbour test -> kl_px[y], raw_out[y] (flags).  fs: this band's scratch rows."""
     W = frame.shape[2]
@@ -127,11 +127,13 @@ def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, C, first, bg_ratio, va
             s = omb * (cur[C, y, x] + beta * d2c * invC)
             cur[C, y, x] = s
             sc_[x] = s if s >= var_min else var_min
-    _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+    _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain, nb_r, shadows, sh_lo, sh_hi,
+           sh_chroma)
 
 
 @njit(inline="always", **_JIT)
-def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma):
+def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain, nb_r, shadows, sh_lo, sh_hi,
+           sh_chroma):
     """Row y of pass 1 after the current distribution (means fs[_CM + c], variance fs[_SC]).
     Integer quantities (component indices, counts) are kept as float32 so that every lane of
     the vector loops is 32 bits wide."""
@@ -168,7 +170,8 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, nb_r, shadows
     for x in range(W):
         b = best[x]
         kl_px[y, x] = b
-        raw_out[y, x] = np.uint8(2) if ((bk[x] >= F0) & (b > kl_thr)) else np.uint8(0)
+        thr = kl_thr * (F1 + rest_gain * fb[0, y, x])          # this pixel's threshold
+        raw_out[y, x] = np.uint8(2) if ((bk[x] >= F0) & (b > thr)) else np.uint8(0)
     if not shadows and nb_r <= 0:
         return
     # the few pixels their own background does not explain: shadow test, neighbours' background.
@@ -244,8 +247,8 @@ def _moves_up(st, M, y, j, fj, x):
 
 
 @njit(inline="always", **_JIT)
-def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, alpha, match_t2,
-           var_init, var_min, var_max, c_prior, fg_factor):
+def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, fb, rest_gain, rest_rate, alpha,
+           match_t2, var_init, var_min, var_max, c_prior, fg_factor):
     """Pass 2 on row y: pooled KL -> kl_out[y], label -> raw_out[y], Zivkovic update of the mixture.
     Needs pass 1 done on rows y - pool_r .. y + pool_r.  fs: this band's scratch rows."""
     H = frame.shape[1]
@@ -291,11 +294,19 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         for c in range(C):
             fr[c, x] = np.float32(frame[c, y, x])
         flag = raw_out[y, x]
-        fg = kl_out[y, x] > kl_thr
+        rv = fb[0, y, x]
+        fg = kl_out[y, x] > kl_thr * (F1 + rest_gain * rv)
         lab = np.uint8(0)
         if fg:
             lab = np.uint8(127) if (flag & 1) != 0 else np.uint8(255)
         raw_out[y, x] = lab
+        # restless level: moving average of label flips, away from the last cleaned mask (dilated);
+        # under it the level is kept (an object's edges are no restless background, and a restless
+        # patch that fires as a whole keeps its threshold)
+        fgv = F1 if fg else F0
+        blink = F1 if fgv != fb[1, y, x] else F0
+        fb[0, y, x] = rv + rest_rate * (blink - rv) if fb[2, y, x] == F0 else rv
+        fb[1, y, x] = fgv
         slow = (fg & ((flag & 1) == 0)) | (flag == 2)
         a = alpha * fg_factor if slow else alpha
         A[x] = a if a > F0 else F0
@@ -405,50 +416,55 @@ def _inband(yp, ys, ye, lag, H):
 @njit(inline="always", **_JIT)
 def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, CC,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
+          pool_r, beta, kl_thr, fb, rest, nb_r, shadows, sh, edges):
     """Rows ys..ye-1.  edges False: pass 1 of row y, then pass 2 of row y - lag where it needs
     no other band.  edges True (after every band's pass 1): pass 2 of the other rows.
     Inlined into _band3 / _band1 with CC a literal, so the channel loops unroll.  Pass 2 has
     two call sites (each is a lot of code to compile); folding the first into one loop with
-    pass 1 under a condition measured 25% slower."""
+    pass 1 under a condition measured 25% slower.  rest = (rest_gain, rest_rate) and
+    sh = (sh_lo, sh_hi, sh_chroma) are tuples: numba inlines functions of at most 30 arguments."""
+    rest_gain, rest_rate = rest
+    sh_lo, sh_hi, sh_chroma = sh
     H = frame.shape[1]
     lag = max(pool_r, nb_r)
     if not edges:
         for y in range(ys, ye):
             _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, CC, first, bg_ratio, var_min, beta,
-                   kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
+                   kl_thr, fb, rest_gain, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
             yp = y - lag
             if yp >= ys and _inband(yp, ys, ye, lag, H):
-                _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
+                _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, fb, rest_gain,
+                       rest_rate, alpha,
                        match_t2, var_init, var_min, var_max, c_prior, fg_factor)
     # the band's last rows (edges False) or the rows next to band edges (edges True)
     for yp in range(ys if edges else max(ye - lag, ys), ye):
         if _inband(yp, ys, ye, lag, H) != edges:
-            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, alpha,
+            _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, fb, rest_gain,
+                       rest_rate, alpha,
                    match_t2, var_init, var_min, var_max, c_prior, fg_factor)
 
 
 @njit(**_JIT)
 def _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
     _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 3,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges)
+          pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma), edges)
 
 
 @njit(**_JIT)
 def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
     _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 1,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges)
+          pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma), edges)
 
 
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-         pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads=0):
+         pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads=0):
     """One frame: per pixel, the score (pass 1) then the label and the update (pass 2).
 
     Pass 1, per pixel (reads the mixture, writes nothing of it):
@@ -477,7 +493,8 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     """
     f = _step3 if frame.shape[0] == 3 else _step1      # compiled separately, when first needed
     f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
-      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads)
+      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
+      sh_chroma, nthreads)
 
 
 @njit(inline="always", **_JIT)
@@ -492,7 +509,7 @@ def _schedule(H, nthreads):
 @njit(parallel=True, **_JIT)
 def _step3(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
@@ -504,13 +521,13 @@ def _step3(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
             ye = min(H, ys + rows)
             _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                   pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
+                   pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
 
 
 @njit(parallel=True, **_JIT)
 def _step1(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
@@ -520,7 +537,7 @@ def _step1(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
             ye = min(H, ys + rows)
             _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                    alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                   pool_r, beta, kl_thr, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
+                   pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
 
 
 @njit(parallel=True, **_JIT)

@@ -16,6 +16,7 @@ from .params import Params, needs_reset
 from .postprocess import Blob, clean, zone_mask
 
 STATE_VERSION = 1
+_DILATE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))   # restless feedback: 7 > 5, 11, 17 (docs/accuracy.md)
 
 
 @dataclass
@@ -126,7 +127,9 @@ class MotionModel:
         self._kl = np.zeros((h, w), np.float32)
         self._kl_pool: list[np.ndarray] = []
         self._kl_px = np.zeros((h, w), np.float32)
+        self._fb = np.zeros((3, h, w), np.float32)     # restless level, last label, last mask dilated (kernels)
         self._raw = np.zeros((h, w), np.uint8)
+        self._fgd = np.zeros((h, w), np.uint8)
         self._planes = np.empty((C, h, w), np.uint8)          # the frame as planes, for the kernel
         self._plane_list = list(self._planes)
         self._shape = shape
@@ -238,7 +241,8 @@ class MotionModel:
                      np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
                      p.pool_radius, np.float32(p.current_rate),
-                     np.float32(p.kl_threshold), p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
+                     np.float32(p.kl_threshold), self._fb, np.float32(p.restless_gain), np.float32(p.restless_rate),
+                     p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
         if p.current_rate >= 1.0:
             self._cur_valid = False
@@ -246,6 +250,10 @@ class MotionModel:
         zone = self._zone_for(w, h)
         area_scale = (h * w) / float(H * W)
         mask, blobs = clean(self._raw, p, zone, area_scale)
+        # label flips inside or next to the cleaned foreground are objects' edges, not a restless
+        # background: the kernel does not count them on the next frame
+        cv2.dilate(mask, _DILATE, dst=self._fgd)
+        np.greater(self._fgd, 0, out=self._fb[2], casting="unsafe")
         if (h, w) != (H, W):
             mask = cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
             kl = cv2.resize(kl, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -279,7 +287,7 @@ class MotionModel:
     def state_bytes_per_pixel(self) -> float:
         if self._shape is None:
             return float("nan")
-        arrs = [self._st, self._nmodes, self._kl_px, self._kl, self._raw]
+        arrs = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb]
         if self._curs is not None:
             arrs.append(self._curs)
         return sum(a.nbytes for a in arrs) / float(self._kl.size)

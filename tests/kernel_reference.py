@@ -38,17 +38,22 @@ class StepParams:
     pool_r: int = 1
     beta: float = 0.7
     kl_thr: float = 6.0
+    rest_gain: float = 0.0
+    rest_rate: float = 0.0
     nb_r: int = 1
     shadows: bool = True
     sh_lo: float = 0.45
     sh_hi: float = 0.95
     sh_chroma: float = 0.04
 
-    def kernel_args(self) -> tuple:
-        """The scalars as the model passes them to the kernel (float32 / int / bool)."""
+    def kernel_args(self, fb: np.ndarray) -> tuple:
+        """The scalars as the model passes them to the kernel (float32 / int / bool), with the
+        feedback state ``fb`` (kernel layout (2, H, W)) in its place after kl_thr."""
         out = []
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "rest_gain":
+                out.append(fb)
             if isinstance(v, bool):
                 out.append(v)
             elif isinstance(v, int):
@@ -128,9 +133,29 @@ def kl_to_background(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, p: St
     return best, best_k
 
 
+def thresholds(fb: np.ndarray, p: StepParams) -> np.ndarray:
+    """Pixel-level feedback: each pixel's threshold is kl_thr (1 + rest_gain v), v its restless
+    level (fb[..., 0])."""
+    return p.f32("kl_thr") * (1.0 + p.f32("rest_gain") * fb[..., 0].astype(np.float64))
+
+
+def update_feedback(fb: np.ndarray, fg: np.ndarray, p: StepParams) -> np.ndarray:
+    """Restless level: moving average (rate rest_rate) of 'the label flipped since the last
+    frame' (fg now vs fb[..., 1], the last frame's fg), updated only where the last cleaned mask,
+    dilated (fb[..., 2] != 0), does not cover the pixel (elsewhere it is kept); then
+    fb[..., 1] = fg now.  fb[..., 2] is the model's to set."""
+    out = fb.astype(np.float64).copy()
+    blink = (fg.astype(np.float64) != out[..., 1]).astype(np.float64)
+    free = out[..., 2] == 0
+    out[..., 0] = np.where(free, out[..., 0] + p.f32("rest_rate") * (blink - out[..., 0]), out[..., 0])
+    out[..., 1] = fg
+    return out
+
+
 def neighbour_kl(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, own: np.ndarray, own_k: np.ndarray,
-                 p: StepParams) -> np.ndarray:
-    """Neighbour test: where the pixel's own background does not explain it (own KL > kl_thr),
+                 p: StepParams, thr: np.ndarray) -> np.ndarray:
+    """Neighbour test: where the pixel's own background does not explain it (own KL > thr, the
+    pixel's threshold),
     the main (heaviest) component of every neighbour within nb_r (clipped at the border) is
     tried too; the smallest KL is kept.  Returns the per-pixel score kl_px."""
     H, W, _ = cur.shape
@@ -141,7 +166,7 @@ def neighbour_kl(cur: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, own: np.n
         return out
     s_c = np.maximum(cur[..., C], p.f32("var_min"))
     g = gmm.astype(np.float64)
-    todo = (own_k >= 0) & (own > p.f32("kl_thr"))
+    todo = (own_k >= 0) & (own > thr)
     for y, x in zip(*np.nonzero(todo)):
         for qy in range(max(y - r, 0), min(y + r, H - 1) + 1):
             for qx in range(max(x - r, 0), min(x + r, W - 1) + 1):
@@ -265,9 +290,9 @@ def pool_mean(kl_px: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def labels(kl_out: np.ndarray, shadow: np.ndarray, kl_thr: float) -> np.ndarray:
-    """255 where pooled KL > threshold, 127 there if shadow-like (shadow is only tested
-    where the pixel's own background does not explain it), else 0."""
+def labels(kl_out: np.ndarray, shadow: np.ndarray, kl_thr) -> np.ndarray:
+    """255 where pooled KL > the pixel's threshold, 127 there if shadow-like (shadow is only
+    tested where the pixel's own background does not explain it), else 0."""
     out = np.zeros(kl_out.shape, np.uint8)
     fg = kl_out > kl_thr
     out[fg] = 255
@@ -289,26 +314,31 @@ class StepResult:
     misfit: np.ndarray   # bool (H, W): own KL > kl_thr
     shadow: np.ndarray   # bool (H, W): misfit and shadow-like
     tie: np.ndarray      # bool (H, W): a decision of this pixel sits on its boundary (float32 ties)
+    fb: np.ndarray       # float32 (H, W, 3): restless level, last frame's fg (0/1), last mask dilated
+    thr: np.ndarray      # float64 (H, W): each pixel's threshold this frame
 
 
 def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray, p: StepParams,
-         stats: dict | None = None) -> StepResult:
+         stats: dict | None = None, fb: np.ndarray | None = None) -> StepResult:
     """One frame; the inputs are not modified.  frame: uint8 (H, W, C).
     ``stats`` (optional dict) counts the mixture-update paths taken (see update_mixture_pixel).
+    ``fb``: feedback state (H, W, 3) (zeros when None).
 
     Everything of the score is computed from the mixture BEFORE this frame's update."""
     H, W, C = frame.shape
     K = gmm.shape[2]
-    thr = p.f32("kl_thr")
+    fb = np.zeros((H, W, 3), np.float32) if fb is None else fb
+    thr = thresholds(fb, p)
     cur_new = update_current(frame, cur, p)
     own, best_k = kl_to_background(cur_new, gmm, nmodes, p)
     misfit = (best_k >= 0) & (own > thr)
     shadow, shadow_margin = shadow_test(cur_new, gmm, best_k, p)
     shadow &= misfit
-    kl_px = neighbour_kl(cur_new, gmm, nmodes, own, best_k, p)
+    kl_px = neighbour_kl(cur_new, gmm, nmodes, own, best_k, p, thr)
     kl_out = pool_mean(kl_px.astype(np.float32), p.pool_r)
     raw = labels(kl_out, shadow, thr)
-    tie = (np.abs(own - thr) <= 1e-4 * max(thr, 1.0)) | ((shadow_margin <= 1e-4) & misfit)
+    fb_new = update_feedback(fb, kl_out > thr, p)
+    tie = (np.abs(own - thr) <= 1e-4 * np.maximum(thr, 1.0)) | ((shadow_margin <= 1e-4) & misfit)
     gmm_new = np.zeros_like(gmm)
     nm_new = nmodes.copy()
     for y in range(H):
@@ -324,7 +354,7 @@ def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray
                 gmm_new[y, x, :len(comps)] = np.array(comps, np.float64)
             nm_new[y, x] = len(comps)
     return StepResult(gmm_new, nm_new, cur_new.astype(np.float32), kl_px, kl_out, raw, best_k, own, misfit,
-                      shadow, tie)
+                      shadow, tie, fb_new.astype(np.float32), thr)
 
 
 def background_image(gmm: np.ndarray, nmodes: np.ndarray, C: int) -> np.ndarray:
@@ -342,5 +372,6 @@ def params_for_frame(params, n: int, first: bool) -> StepParams:
         bg_ratio=params.background_ratio, var_init=params.var_init, var_min=params.var_min,
         var_max=params.var_max, c_prior=params.complexity_prior, fg_factor=params.fg_learn_factor,
         pool_r=params.pool_radius, beta=params.current_rate, kl_thr=params.kl_threshold,
+        rest_gain=params.restless_gain, rest_rate=params.restless_rate,
         nb_r=params.neighbour_radius, shadows=params.detect_shadows, sh_lo=params.shadow_low,
         sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma)

@@ -61,17 +61,20 @@ def to_kernel_layout(frame, gmm, cur):
     return planes, st, curs
 
 
-def run_kernel(frame, gmm, nmodes, cur, p: ref.StepParams):
+def run_kernel(frame, gmm, nmodes, cur, p: ref.StepParams, fb=None):
+    """One kernel step from the reference layout; fb: (H, W, 3) feedback state (zeros if None)."""
     planes, st, curs = to_kernel_layout(frame, gmm, cur)
     nmodes = nmodes.copy()
     h, w = nmodes.shape
+    fbk = np.zeros((3, h, w), np.float32) if fb is None else np.ascontiguousarray(fb.transpose(2, 0, 1))
     kl_px = np.zeros((h, w), np.float32)
     kl_out = np.zeros((h, w), np.float32)
     raw = np.zeros((h, w), np.uint8)
-    kernels.step(planes, st, nmodes, curs, kl_px, kl_out, raw, *p.kernel_args())
+    kernels.step(planes, st, nmodes, curs, kl_px, kl_out, raw, *p.kernel_args(fbk))
     gmm = np.ascontiguousarray(kernels.aos_view(st))
     cur = np.ascontiguousarray(kernels.cur_view(curs))
-    return dict(gmm=gmm, nmodes=nmodes, cur=cur, kl_px=kl_px, kl_out=kl_out, raw=raw)
+    return dict(gmm=gmm, nmodes=nmodes, cur=cur, kl_px=kl_px, kl_out=kl_out, raw=raw,
+                fb=np.ascontiguousarray(fbk.transpose(1, 2, 0)))
 
 
 def close(a, b, rtol=RTOL, atol=ATOL):
@@ -100,10 +103,13 @@ def compare(r: ref.StepResult, k: dict, p: ref.StepParams, where: str) -> dict:
     lab = r.raw == k["raw"]
     # a label may differ only where the pooled KL sits at the threshold or itself differs,
     # or the shadow test is at one of its boundaries (e.g. brightness ratio == shadow_high)
-    thr = p.f32("kl_thr")
-    at_thr = np.abs(r.kl_out - thr) <= 1e-3 * max(thr, 1.0)
+    at_thr = np.abs(r.kl_out - r.thr) <= 1e-3 * np.maximum(r.thr, 1.0)
     unexplained = ~lab & klo & ~at_thr & ~r.tie
-    bad = dict(state=1 - st.mean(), kl_px=1 - klp.mean(), kl_out=1 - klo.mean(), raw=1 - lab.mean())
+    # the feedback state: the last label everywhere the label agrees, the restless level too
+    fbl = (r.fb[..., 1] == k["fb"][..., 1]) | ~lab | at_thr
+    fbv = close(r.fb[..., 0], k["fb"][..., 0]) | ~lab | at_thr
+    bad = dict(state=1 - st.mean(), kl_px=1 - klp.mean(), kl_out=1 - klo.mean(), raw=1 - lab.mean(),
+               fb=1 - (fbl & fbv).mean())
     for key, v in bad.items():
         assert v <= MAX_BAD, f"{where}: {key} differs at {v:.2%} of pixels"
     assert unexplained.sum() == 0, f"{where}: {int(unexplained.sum())} labels differ with equal pooled KL"
@@ -119,16 +125,19 @@ def run_sequence(seed: int, C: int, K: int = 3, n: int = 14, history: int = 12, 
         gmm, nmodes, cur = (np.ascontiguousarray(a[:, :width]) for a in (gmm, nmodes, cur))
     stats: dict = {}
     worst = {}
+    fb = np.zeros(gmm.shape[:2] + (3,), np.float32)
+    rng = np.random.default_rng(seed + 100)
     for i, f in enumerate(frames, start=1):
+        fb[..., 2] = rng.random(fb.shape[:2]) < 0.3          # the model's dilated mask: some pixels
         p = ref.StepParams(alpha=max(1.0 / history, 1.0 / i), first=(i == 1), **over)
-        r = ref.step(f, gmm, nmodes, cur, p, stats)
+        r = ref.step(f, gmm, nmodes, cur, p, stats, fb=fb)
         stats["neighbour"] = stats.get("neighbour", 0) + int((r.kl_px < r.own_kl).sum())
         stats["shadow"] = stats.get("shadow", 0) + int((r.raw == 127).sum())
         stats["misfit"] = stats.get("misfit", 0) + int(r.misfit.sum())
-        k = run_kernel(f, gmm, nmodes, cur, p)
+        k = run_kernel(f, gmm, nmodes, cur, p, fb)
         bad = compare(r, k, p, f"seed {seed} C={C} frame {i}")
         worst = {key: max(v, worst.get(key, 0.0)) for key, v in bad.items()}
-        gmm, nmodes, cur = k["gmm"], k["nmodes"], k["cur"]
+        gmm, nmodes, cur, fb = k["gmm"], k["nmodes"], k["cur"], k["fb"]
     return stats, worst, (gmm, nmodes, cur)
 
 
@@ -146,6 +155,7 @@ def test_step_matches_reference(seed, C):
     dict(pool_r=0), dict(pool_r=2, kl_thr=3.0), dict(shadows=False), dict(fg_factor=0.0),
     dict(bg_ratio=0.5, c_prior=0.2, beta=1.0), dict(bg_ratio=1.0, c_prior=0.0),
     dict(nb_r=0), dict(nb_r=2, pool_r=0), dict(nb_r=3, pool_r=3, kl_thr=40.0), dict(var_min=4.0, kl_thr=2.0),
+    dict(rest_gain=6.0, rest_rate=0.2), dict(rest_gain=40.0, rest_rate=0.5, shadows=False),
 ])
 def test_step_matches_reference_other_params(over):
     run_sequence(3, 3, K=4, n=10, **over)
@@ -181,13 +191,15 @@ def test_model_wiring_matches_reference():
     frames = synthetic_sequence(6, 8, 3)
     K = params.n_components
     gmm, nmodes, cur = empty_state(3, K)
+    fb = None
     for i, f in enumerate(frames, start=1):
         p = ref.params_for_frame(params, i, first=(i == 1))
-        r = ref.step(f, gmm, nmodes, cur, p)
+        r = ref.step(f, gmm, nmodes, cur, p, fb=fb)
         res = m.apply(f)
         assert (res.mask == r.raw).mean() >= 1 - MAX_BAD, f"frame {i}"
         assert close(res.kl, r.kl_out).mean() >= 1 - MAX_BAD, f"frame {i}"
         gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), m._cur.copy()
+        fb = m._fb.transpose(1, 2, 0).copy()
 
 
 def test_current_rate_switch_between_frames_matches_reference():
@@ -199,17 +211,19 @@ def test_current_rate_switch_between_frames_matches_reference():
     m = MotionModel(params)
     frames = synthetic_sequence(11, 10, 3)
     gmm, nmodes, cur = empty_state(3, params.n_components)
+    fb = None
     for i, f in enumerate(frames, start=1):
         if i == 5:
             params = m.set_params(current_rate=0.5)
         p = ref.params_for_frame(params, i, first=(i == 1))
-        r = ref.step(f, gmm, nmodes, cur, p)
+        r = ref.step(f, gmm, nmodes, cur, p, fb=fb)
         res = m.apply(f)
         assert (res.mask == r.raw).mean() >= 1 - MAX_BAD, f"frame {i}"
         assert close(res.kl, r.kl_out).mean() >= 1 - MAX_BAD, f"frame {i}"
         if i >= 5:          # (reading m._cur earlier would itself fill it in)
             assert close(m._cur, r.cur).all(), f"frame {i}: current distribution"
         gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), r.cur
+        fb = m._fb.transpose(1, 2, 0).copy()
 
 
 # ----------------------------------------------------------------------------- properties

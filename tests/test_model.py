@@ -67,8 +67,9 @@ def test_threshold_change_between_frames_acts_on_the_very_next_frame():
     frames, _ = noisy_scene(rng, 36, obj=obj)
     # without the neighbour search (which only runs above the threshold) the scores do not
     # depend on the threshold, so both models must give the same KL map and differ only in labels
-    # (and without cleanup, so the mask is exactly the thresholded map)
-    raw = dict(neighbour_radius=0, median_size=0, close_size=0, min_area=0)
+    # (and without cleanup, so the mask is exactly the thresholded map; and without the
+    # pixel-level feedback, so every pixel's threshold is kl_threshold itself)
+    raw = dict(neighbour_radius=0, median_size=0, close_size=0, min_area=0, restless_gain=0.0)
     a, b = MotionModel(**raw), MotionModel(**raw)
     for f in frames[:-1]:
         ra, rb = a.apply(f), b.apply(f)

@@ -1,0 +1,87 @@
+"""Pixel-level feedback (restless_gain): a restless background stops firing, a calm one stays sensitive.
+
+A synthetic scene: a calm, slightly noisy background; a 'water' patch where every pixel jumps to a
+random grey level on about a third of the frames; from frame 90 a new object in the calm part.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kl_motion.model import MotionModel
+from kl_motion.params import Params
+
+H, W = 90, 120
+WATER = (slice(10, 50), slice(10, 60))      # the restless patch
+OBJ = (slice(55, 75), slice(80, 100))       # the new object, in the calm part, from frame 90
+
+
+def scene(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
+    out = []
+    for t in range(n):
+        f = bg + 2.0 * rng.standard_normal((H, W, 3))
+        jump = rng.random((H, W)) < 0.35
+        jump[~np.pad(np.ones((40, 50), bool), ((10, H - 50), (10, W - 60)))] = False
+        f[jump] = rng.integers(0, 256, (int(jump.sum()), 3))
+        if t >= 90:
+            f[OBJ] = (30, 220, 40)
+        out.append(np.clip(np.round(f), 0, 255).astype(np.uint8))
+    return out
+
+
+def run(**over):
+    m = MotionModel(Params(**over))
+    water, obj, calm_fp = [], [], []
+    calm = np.ones((H, W), bool)
+    calm[WATER] = False
+    calm[OBJ] = False
+    for t, f in enumerate(scene(100)):
+        r = m.apply(f)
+        fg = r.mask == 255
+        water.append(fg[WATER].mean())
+        obj.append(fg[OBJ].mean())
+        calm_fp.append(fg[calm].mean())
+    return np.array(water), np.array(obj), np.array(calm_fp), m
+
+
+def test_restless_patch_stops_firing_and_a_new_object_is_still_found():
+    water, obj, calm_fp, m = run()                      # the defaults: feedback on
+    assert Params().restless_gain > 0
+    # early on the patch fires (nothing tells it apart from motion yet)
+    assert water[1:12].max() > 0.02, water[:20]
+    # after the feedback has learned it, it is quiet
+    assert water[40:90].mean() < 0.02, water[40:90]
+    # the calm part is quiet and a new object there is found whole, at once
+    assert calm_fp[60:].max() < 0.02
+    assert obj[91:].min() > 0.9, obj[88:]
+    # the restless level is high on the patch, ~0 on the calm part (state fb[0])
+    lvl = m._fb[0]
+    assert lvl[WATER].mean() > 0.1 and lvl[OBJ].max() < 0.15
+
+
+def test_without_feedback_the_patch_keeps_firing():
+    """The same scene with restless_gain 0: the patch fires throughout (so the test above is the
+    feedback's doing, not the scene's)."""
+    water, obj, _, _ = run(restless_gain=0.0)
+    assert water[60:90].mean() > 0.5, water[60:90]
+    assert obj[91:].min() > 0.9
+
+
+def test_object_edges_do_not_raise_the_threshold():
+    """Label flips inside or next to the cleaned foreground (a moving object's edges) are not
+    counted: a square moving back and forth over the same calm strip for 150 frames is still
+    found whole."""
+    rng = np.random.default_rng(3)
+    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
+    m = MotionModel()
+    found = []
+    for t in range(150):
+        f = bg + 2.0 * rng.standard_normal((H, W, 3))
+        x = 10 + (t * 3) % 90
+        if t >= 10:                                 # not in the first frames (the model's start)
+            f[40:60, x:x + 15] = (230, 30, 30)
+        r = m.apply(np.clip(np.round(f), 0, 255).astype(np.uint8))
+        found.append((r.mask[40:60, x:x + 15] == 255).mean())
+    assert min(found[100:]) > 0.9, found[100:]
+    assert m._fb[0][40:60].max() < 0.05
