@@ -1,6 +1,6 @@
 """Render the bundled demo clip and its ground truth (CDnet-2014 layout).
 
-    python assets/make_demo.py [OUT_DIR]     (default: assets/demo)
+    python assets/make_demo.py [OUT_DIR]     (default: kl_motion/data/demo, the clip the package ships)
 
 Deterministic (fixed seed): a textured static scene with sensor noise, a swaying
 "tree" region (dynamic background), a flickering lamp, and moving objects: a car
@@ -72,4 +72,4 @@ def render(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    render(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "demo")
+    render(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "kl_motion" / "data" / "demo")

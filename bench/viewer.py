@@ -38,12 +38,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kl_motion.sources import demo_path  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 HIGHWAY = ROOT.parent / "shared" / "data" / "cdnet" / "highway" / "input"
 
 
 def make_clip(folder: Path, n: int, size=(1280, 720), fps=30.0) -> Path:
-    src = HIGHWAY if HIGHWAY.is_dir() else ROOT / "assets" / "demo" / "input"
+    src = HIGHWAY if HIGHWAY.is_dir() else demo_path() / "input"
     files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     if not files:
         sys.exit(f"no frames in {src}")

@@ -61,6 +61,18 @@ def params_from_args(args: argparse.Namespace) -> Params:
     return p.replace(**changes) if changes else p
 
 
+def with_demo(given: list[str], demo: bool, metavar: str, part: str = "") -> list[str]:
+    """The command's inputs, and with --demo the demo clip shipped in the package (``part``: its
+    sub-folder, e.g. "input"); at least one, else a one-line error."""
+    out = [str(s) for s in given]
+    if demo:
+        from .sources import demo_path
+        out.append(str(demo_path() / part) if part else str(demo_path()))
+    if not out:
+        raise KLMotionError(f"give at least one {metavar}, or --demo for the demo clip")
+    return out
+
+
 # ----------------------------------------------------------------------------- commands
 def cmd_config(args) -> int:
     if args.dump:
@@ -100,8 +112,9 @@ def cmd_eval(args) -> int:
             raise KLMotionError("--no-kl needs at least one --method")
     import cv2
     nthreads = use_threads(args.threads)
+    sequences = with_demo(args.sequences, args.demo, "SEQ_DIR")
     records = []
-    for seq in args.sequences:
+    for seq in sequences:
         bar = _bar(args, desc=os.path.basename(os.path.normpath(seq)))
         cb = (lambda i, n, b=bar: (setattr(b, "total", n), b.update(1))) if bar else None
         try:
@@ -109,7 +122,7 @@ def cmd_eval(args) -> int:
         finally:
             if bar:
                 bar.close()
-    if len(args.sequences) > 1:
+    if len(sequences) > 1:
         records += mean_records(records)
     print(format_table(records))
     print(f"(ms/frame with {nthreads} numba thread(s), {cv2.getNumThreads()} OpenCV thread(s))")
@@ -131,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     e = sub.add_parser("eval", help="score sequences in the CDnet-2014 layout against their ground truth")
-    e.add_argument("sequences", nargs="+", metavar="SEQ_DIR", help="sequence folders (input/, groundtruth/, temporalROI.txt)")
+    e.add_argument("sequences", nargs="*", metavar="SEQ_DIR", help="sequence folders (input/, groundtruth/, temporalROI.txt)")
+    e.add_argument("--demo", action="store_true", help="also score the demo clip shipped with the package")
     e.add_argument("--method", action="append", metavar="NAME",
                    help="also run this subtractor on the same frames: mog2, knn, and with cv2.bgsegm gsoc, cnt, mog, gmg, lsbp (repeatable)")
     e.add_argument("--no-kl", action="store_true", help="do not run kl_motion itself (only the --method ones)")

@@ -25,9 +25,10 @@ log = logging.getLogger("kl_motion")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="video file, image folder (natural order; a CDnet input/ folder works), folder of video "
                         "clips, camera index (0) or stream URL (rtsp://, http://, udp://)")
+    p.add_argument("--demo", action="store_true", help="also process the demo clip shipped with the package")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder; each input gets DIR/NAME/")
     o = p.add_argument_group("outputs (mask video, stats and events are on by default)")
     o.add_argument("--mask", action=argparse.BooleanOptionalAction, default=True,
@@ -169,7 +170,7 @@ def _bar(quiet: bool, total, desc: str, unit: str = "frame"):
 
 # ---------------------------------------------------------------------------- run
 def run(args) -> int:
-    from .cli import params_from_args
+    from .cli import params_from_args, with_demo
     from .fsnames import is_utf8, shown
     from .pipeline import process_input
     from .postprocess import zone_mask
@@ -190,7 +191,7 @@ def run(args) -> int:
         raise OutputError(f"cannot create output folder {out}: {e.strerror or e}") from None
     if not os.access(out, os.W_OK):
         raise OutputError(f"output folder {out} is not writable")
-    inputs = expand_inputs([str(s) for s in args.inputs])
+    inputs = expand_inputs(with_demo(args.inputs, args.demo, "INPUT", "input"))
     names = _names(inputs)
     dirs = [str(out / n) for n in names]
 

@@ -102,7 +102,7 @@ class FolderSource(Source):
         self._colour: bool | None = None           # the first image's layout (grey or colour) is kept
         first = self._load(self.files[0])
         h, w = first.shape[:2]
-        self._first = first
+        self._first: np.ndarray | None = first
         self.info = VideoInfo(w, h, 25.0, len(self.files), "folder", shown(self.folder))
         self.frames_read = 0
 
@@ -204,8 +204,8 @@ class CaptureSource(Source):
         except BaseException:
             self._close_fd()
             raise
-        self.cap = cap
-        self._first = first
+        self.cap: cv2.VideoCapture | None = cap
+        self._first: np.ndarray | None = first
         fps = cap.get(cv2.CAP_PROP_FPS)
         if not fps or not np.isfinite(fps) or fps <= 0 or fps > 1000:
             fps = 25.0 if kind == "file" else 30.0
@@ -228,13 +228,16 @@ class CaptureSource(Source):
     def seek(self, index: int) -> None:
         if self.kind != "file":
             raise SourceError(f"{shown(self.spec)}: cannot seek in a {self.kind}")
+        if self.cap is None:
+            raise SourceError(f"{self.spec}: cannot seek: the source is closed")
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
         self._first = None
         self.frames_read = index
 
-    def close(self):
-        if getattr(self, "cap", None) is not None:
-            self.cap.release()
+    def close(self) -> None:
+        cap = getattr(self, "cap", None)
+        if cap is not None:
+            cap.release()
             self.cap = None
         self._close_fd()
 
@@ -244,9 +247,22 @@ class CaptureSource(Source):
             os.close(fd)
 
 
+def demo_path() -> Path:
+    """The demo clip shipped inside the package: a folder in the CDnet-2014 layout (``input/`` with
+    150 frames, ``groundtruth/``, ``temporalROI.txt``).  Found through ``importlib.resources``, so it
+    works after any kind of install (wheel, sdist, editable) and from any current folder.  Give
+    ``demo_path() / "input"`` to ``open_source``, ``frames`` or ``kl-motion process``; ``kl-motion eval``
+    takes ``demo_path()`` itself.  Raises SourceError if the package was installed without it."""
+    from importlib.resources import files
+    root = files("kl_motion") / "data" / "demo"
+    if not isinstance(root, Path) or not (root / "input").is_dir():   # e.g. a zipped package
+        raise SourceError(f"the demo clip is not installed as files with this package ({root})")
+    return root
+
+
 def open_source(spec: str | int | Path, grey: bool = False) -> Source:
     """Open a file, image folder, camera index or URL. Raises SourceError."""
     kind = classify(spec)
     if kind == "folder":
-        return FolderSource(spec, grey=grey)
-    return CaptureSource(str(spec) if kind != "camera" else int(spec), kind)
+        return FolderSource(str(spec), grey=grey)
+    return CaptureSource(int(str(spec)) if kind == "camera" else str(spec), kind)

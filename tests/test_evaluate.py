@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from kl_motion.evaluate import Counts, evaluate_sequence, load_sequence
+from kl_motion.sources import demo_path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "assets" / "demo"
+DEMO = demo_path()
 DATA = Path(os.environ.get("KL_MOTION_DATA", ROOT.parent / "shared" / "data"))
 
 

@@ -186,10 +186,9 @@ def test_folder_of_clips_is_each_clip(tmp_path):
 
 def test_cdnet_bins_score_like_kl_motion_eval(tmp_path):
     """bin*.png from `process --bins` on a CDnet sequence score exactly as `kl-motion eval` does."""
-    from pathlib import Path
-
     from kl_motion.evaluate import Counts, evaluate_sequence, gt_for, load_sequence
-    demo = Path(__file__).resolve().parents[1] / "assets" / "demo"
+    from kl_motion.sources import demo_path
+    demo = demo_path()
     r = run_process(demo / "input", "--out", tmp_path, "--bins", "--no-mask", "--no-stats", "--no-events",
                     method=False)
     assert r.returncode == 0, r.stderr

@@ -90,12 +90,12 @@ def test_a_slow_first_frame_says_once_that_numba_is_compiling(tmp_path, monkeypa
     import logging
     import threading
     import time
-    from pathlib import Path
 
     from kl_motion import pipeline
     from kl_motion.params import Params
+    from kl_motion.sources import demo_path
 
-    demo = Path(__file__).resolve().parents[1] / "assets" / "demo" / "input"
+    demo = demo_path() / "input"
 
     class Slow:
         """The real detector, with a first frame as slow as a numba compile (first=True), or

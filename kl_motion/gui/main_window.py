@@ -12,10 +12,10 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDockWidget, 
                                QFormLayout, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
 
-from ..errors import ParameterError
+from ..errors import ParameterError, SourceError
 from ..model import MotionModel
 from ..params import Params
-from ..sources import VideoInfo
+from ..sources import VideoInfo, demo_path as demo_sequence
 from .compose import MODE_LABELS, MODES, ViewSettings
 from .controls import ParamControls
 from .video_view import VideoView
@@ -25,13 +25,11 @@ SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0), ("4x", 4.0),
 
 
 def demo_path() -> Path | None:
-    """The bundled demo clip: next to the package, else under the current directory."""
-    import kl_motion
-    for base in (Path(kl_motion.__file__).resolve().parents[1], Path.cwd()):
-        p = base / "assets" / "demo" / "input"
-        if p.is_dir():
-            return p
-    return None
+    """The frames of the demo clip shipped inside the package, or None if it is missing."""
+    try:
+        return demo_sequence() / "input"
+    except SourceError:
+        return None
 
 
 class MainWindow(QMainWindow):
@@ -342,7 +340,7 @@ class MainWindow(QMainWindow):
     def open_demo(self):
         p = demo_path()
         if p is None:
-            self._on_failed("the demo clip (assets/demo/input) is not installed")
+            self._on_failed("the demo clip is not installed with this package")
         else:
             self.open_source(str(p))
 
