@@ -1,6 +1,8 @@
 """kl_motion: per-pixel Gaussian-mixture background with a KL-divergence motion score."""
 import os as _os
 
+from . import jitcache
+
 # numba runs the kernels' parallel regions on OpenMP workers (libgomp), which by default spin for a
 # while after each region before they sleep.  On a machine where another process keeps a core busy
 # the spinning worker and the busy process share that core, and with two threads the frame rate fell
@@ -8,11 +10,14 @@ import os as _os
 # thread pool starts (at the first parallel call), unless the user chose a wait policy.
 if not any(_os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")):
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-from .errors import (FrameError, FrameTypeError, KLMotionError, OutputError, ParameterError, SourceError,
-                     StateError)
-from .model import FrameResult, MotionModel
-from .params import Params
+jitcache.configure()   # before the kernels are compiled: a per-user numba cache when the package is read-only
+
+from .errors import (FrameError, FrameTypeError, KLMotionError, OutputError, ParameterError,  # noqa: E402
+                     SourceError, StateError)
+from .model import FrameResult, MotionModel  # noqa: E402
+from .params import Params  # noqa: E402
+from .sources import demo_path  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MotionModel", "FrameResult", "Params", "KLMotionError", "ParameterError", "FrameError",
+__all__ = ["MotionModel", "FrameResult", "Params", "demo_path", "KLMotionError", "ParameterError", "FrameError",
            "FrameTypeError", "SourceError", "StateError", "OutputError", "__version__"]
