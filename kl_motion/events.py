@@ -14,7 +14,7 @@ until it settles are never counted as motion.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable
 
 from .params import Params
@@ -73,7 +73,7 @@ def boxes_union(boxes: Iterable) -> tuple[int, int, int, int] | None:
     for b in boxes:
         bb = b.box if hasattr(b, "box") else tuple(b)
         u = _union(u, bb)
-    return tuple(u) if u else None
+    return (u[0], u[1], u[2], u[3]) if u else None
 
 
 class EventDetector:
@@ -141,7 +141,7 @@ class EventDetector:
                     self._set_peak(ev, f, t, a)
             self._run.clear()
             self._active = ev
-            out.started = Event(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(ev).items()})
+            out.started = replace(ev, box=list(ev.box))
         return out
 
     def _set_peak(self, ev: Event, frame: int, time: float, pixels: int) -> None:
@@ -151,6 +151,7 @@ class EventDetector:
 
     def _close(self) -> Event:
         ev, self._active = self._active, None
+        assert ev is not None, "no active event"
         self.events.append(ev)
         return ev
 

@@ -34,7 +34,7 @@ class FrameResult:
         return float(np.count_nonzero(self.mask == 255)) / self.mask.size
 
     @property
-    def background(self) -> np.ndarray:
+    def background(self) -> np.ndarray | None:
         """The background image as it was when this frame was processed (computed on demand)."""
         if self._bg is None and self._model is not None:
             self._bg = self._model.background()
@@ -58,8 +58,8 @@ class MotionModel:
         self._lock = threading.Lock()
         self._shape: tuple[int, int, int] | None = None   # full-size (H, W, C)
         self._n = 0
-        self._zone_key = None
-        self._zone = None
+        self._zone_key: tuple[int, int] | None = None
+        self._zone: np.ndarray | None = None
         self._relearn = False
 
     # ------------------------------------------------------------------ params
@@ -121,7 +121,7 @@ class MotionModel:
         self._nmodes = np.zeros((h, w), np.uint8)
         # current distribution (C + 1, h, w): only allocated when current_rate < 1 needs it; with
         # rate 1 it is the frame itself and the kernel gets a 1x1 stand-in
-        self._curs = None
+        self._curs: np.ndarray | None = None
         self._cur_valid = False
         self._cur_dummy = np.zeros((C + 1, 1, 1), np.float32)
         self._kl = np.zeros((h, w), np.float32)
@@ -146,21 +146,22 @@ class MotionModel:
     @property
     def _cur(self) -> np.ndarray:
         """The current distribution as an (h, w, C + 1) view: (means, variance)."""
-        self._fill_cur()
-        return kernels.cur_view(self._curs)
+        return kernels.cur_view(self._fill_cur())
 
-    def _fill_cur(self) -> None:
+    def _fill_cur(self) -> np.ndarray:
         """With current_rate 1 the kernel neither reads nor writes cur: the current distribution
         is the last frame with variance 0 (floored by the kernel).  Allocate cur and write that."""
         C, h, w = self._planes.shape
-        if self._curs is None:
-            self._curs = np.zeros((C + 1, h, w), np.float32)
+        curs = self._curs
+        if curs is None:
+            curs = self._curs = np.zeros((C + 1, h, w), np.float32)
             self._cur_valid = False
         if not self._cur_valid:
             if self._n > 0:
-                self._curs[:C] = self._planes
-                self._curs[C] = 0.0
+                curs[:C] = self._planes
+                curs[C] = 0.0
             self._cur_valid = True
+        return curs
 
     def _kl_buffer(self) -> np.ndarray:
         """An (h, w) float32 array for this frame's KL map that no FrameResult still holds: the
@@ -214,6 +215,7 @@ class MotionModel:
         frame = self._check(frame)
         if self._shape is None:
             self._allocate(frame.shape)
+        assert self._shape is not None
         p = self._params
         H, W, C = self._shape
         h, w = self._kl.shape
@@ -276,7 +278,7 @@ class MotionModel:
             return None
         H, W, C = self._shape
         h, w = self._kl.shape
-        out = np.empty((h, w, C), np.uint8)
+        out: np.ndarray = np.empty((h, w, C), np.uint8)
         kernels.background_image(self._st, self._nmodes, out)
         if (h, w) != (H, W):
             out = cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -287,7 +289,7 @@ class MotionModel:
     def state_bytes_per_pixel(self) -> float:
         if self._shape is None:
             return float("nan")
-        arrs = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb]
+        arrs: list[np.ndarray] = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb]
         if self._curs is not None:
             arrs.append(self._curs)
         return sum(a.nbytes for a in arrs) / float(self._kl.size)
