@@ -10,18 +10,18 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numba
 import pytest
 
 from conftest_process import no_traceback, run_process
 from kl_motion.errors import KLMotionError
+from kl_motion.sources import demo_path
 from kl_motion.threads import cores, plan
 
 pytestmark = pytest.mark.timeout(240)
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "input"
+DEMO = demo_path() / "input"
 THREADS = re.compile(r"^kl-motion: debug: (?:worker (\d+): )?(\d+) numba thread\(s\), (\d+) OpenCV thread\(s\)$", re.M)
 
 
