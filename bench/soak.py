@@ -53,7 +53,7 @@ def rss_mb(pid: int | str = "self") -> float | None:
 
 
 def make_clip(path: Path, n: int) -> Path:
-    src = HIGHWAY if HIGHWAY.is_dir() else ROOT / "assets" / "demo" / "input"
+    src = HIGHWAY if HIGHWAY.is_dir() else ROOT / "kl_motion" / "data" / "demo" / "input"
     files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     if not files:
         sys.exit(f"no frames in {src}")
