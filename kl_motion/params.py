@@ -38,7 +38,7 @@ class Params:
     var_min: float = _p(12.0, 0.1, 400.0, "Sensor noise floor: lower bound of the variance of every distribution (background and current).")
     var_max: float = _p(75.0, 1.0, 2000.0, "Upper bound of a component's variance.")
     complexity_prior: float = _p(0.05, 0.0, 0.5, "Zivkovic's prior: components that are not supported lose weight and disappear.")
-    fg_learn_factor: float = _p(0.3, 0.0, 1.0, "Learning rate multiplier at pixels detected as foreground (1 = learn everywhere, 0 = conservative).")
+    fg_learn_factor: float = _p(0.2, 0.0, 1.0, "Learning rate multiplier at pixels detected as foreground (1 = learn everywhere, 0 = conservative).")
     # --- current distribution and score ------------------------------------
     pool_radius: int = _p(1, 0, 3, "Radius of the neighbourhood pooled into each pixel's current distribution (0 = the pixel alone).")
     current_rate: float = _p(1.0, 0.05, 1.0, "Rate of the short-term moving average that forms the current distribution (1 = this frame only).")
