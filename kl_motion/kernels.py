@@ -140,6 +140,7 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
     H = st.shape[0]
     W = st.shape[3]
     K = st.shape[2]
+    lvl = fb[0]
     hC = FH * np.float32(C)
     sc_ = fs[_SC]
     best = fs[_BEST]
@@ -170,8 +171,9 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
     for x in range(W):
         b = best[x]
         kl_px[y, x] = b
-        thr = kl_thr * (F1 + rest_gain * fb[0, y, x])          # this pixel's threshold
-        raw_out[y, x] = np.uint8(2) if ((bk[x] >= F0) & (b > thr)) else np.uint8(0)
+        thr = kl_thr * (F1 + rest_gain * lvl[y, x])            # this pixel's threshold
+        last = np.uint8(8) if raw_out[y, x] != 0 else np.uint8(0)   # the last frame's label was fg
+        raw_out[y, x] = (np.uint8(2) if ((bk[x] >= F0) & (b > thr)) else np.uint8(0)) | last
     if not shadows and nb_r <= 0:
         return
     # the few pixels their own background does not explain: shadow test, neighbours' background.
@@ -187,10 +189,10 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
     words = rw[:W8].view(np.uint64)
     for i in range((W + 7) // 8):
         if i < W8 // 8:
-            if words[i] == 0:
+            if (words[i] & np.uint64(0x0202020202020202)) == 0:
                 continue
         for x in range(8 * i, min(8 * i + 8, W)):
-            if rw[x] != 2:
+            if (rw[x] & 2) == 0:
                 continue
             sc = sc_[x]
             b = best[x]
@@ -210,7 +212,7 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
                             d = cm[c, x] - br * st[y, 2 + c, kb, x]
                             dist += d * d
                         if dist <= sh_chroma * sh_chroma * br * br * nb:
-                            raw_out[y, x] = np.uint8(3)
+                            raw_out[y, x] = rw[x] | np.uint8(1)
             if nb_r > 0:
                 for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
                     for qx in range(max(x - nb_r, 0), min(x + nb_r, W - 1) + 1):
@@ -254,6 +256,7 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
     H = frame.shape[1]
     W = frame.shape[2]
     K = st.shape[2]
+    lvl, fgd = fb
     colsum = fs[_COLSUM]
     fC = np.float32(C)
     invC = F1 / fC
@@ -294,7 +297,7 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         for c in range(C):
             fr[c, x] = np.float32(frame[c, y, x])
         flag = raw_out[y, x]
-        rv = fb[0, y, x]
+        rv = lvl[y, x]
         fg = kl_out[y, x] > kl_thr * (F1 + rest_gain * rv)
         lab = np.uint8(0)
         if fg:
@@ -304,10 +307,9 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         # under it the level is kept (an object's edges are no restless background, and a restless
         # patch that fires as a whole keeps its threshold)
         fgv = F1 if fg else F0
-        blink = F1 if fgv != fb[1, y, x] else F0
-        fb[0, y, x] = rv + rest_rate * (blink - rv) if fb[2, y, x] == F0 else rv
-        fb[1, y, x] = fgv
-        slow = (fg & ((flag & 1) == 0)) | (flag == 2)
+        blink = F1 if fg != ((flag & 8) != 0) else F0
+        lvl[y, x] = rv + rest_rate * (blink - rv) if fgd[y, x] == 0 else rv
+        slow = (fg & ((flag & 1) == 0)) | ((flag & 3) == 2)
         a = alpha * fg_factor if slow else alpha
         A[x] = a if a > F0 else F0
         M[x] = -F1
@@ -464,18 +466,23 @@ def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
 
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-         pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads=0):
+         pool_r, beta, kl_thr, lvl, fgd, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma,
+         nthreads=0):
     """One frame: per pixel, the score (pass 1) then the label and the update (pass 2).
 
     Pass 1, per pixel (reads the mixture, writes nothing of it):
       current distribution <- this frame (moving average, rate beta; variance floored at var_min);
       kl_px = min over background components of KL(current || component); where that exceeds
       kl_thr and nb_r > 0, the main background component of the neighbours within nb_r also
-      counts; raw_out = 2 where the pixel's own background does not explain it (+1 if shadow-like).
+      counts; raw_out = 2 where the pixel's own background does not explain it (+1 if shadow-like,
+      +8 if the last frame's label, which raw_out holds on entry, was not 0).
+      Every threshold is the pixel's own: kl_thr * (1 + rest_gain * lvl[y, x]).
     Pass 2, per pixel:
       kl_out = mean of kl_px over the (2*pool_r+1)^2 window (the KL between the joint
       distributions of the window under independence, per pixel);
-      label 255 (kl_out > kl_thr), 127 (and shadow-like), 0 -> raw_out;
+      label 255 (kl_out > threshold), 127 (and shadow-like), 0 -> raw_out;
+      restless level lvl <- lvl + rest_rate (flipped - lvl), where flipped = the label's fg-ness
+      changed since the last frame; only where fgd (the model's last cleaned mask, dilated) is 0;
       Zivkovic update of the mixture with this frame's pixel, learning rate alpha
       (times fg_factor where the label is 255 or the pixel's own background does not explain it).
 
@@ -487,14 +494,16 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     after the barrier, in a second prange.
 
     frame: (C, H, W) uint8 planes (cv2.split) with C = 1 or 3.  st: (H, 2 + C, K, W) float32, cur: (C + 1, H, W)
-    float32 (module docstring).  kl_px, kl_out: (H, W) float32.  raw_out: (H, W) uint8.
+    float32 (module docstring).  kl_px, kl_out: (H, W) float32.  raw_out: (H, W) uint8: the last
+    frame's labels on entry, this frame's on return.  lvl: (H, W) float32 restless level; fgd:
+    (H, W) uint8, nonzero under the last cleaned mask dilated.
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
     """
     f = _step3 if frame.shape[0] == 3 else _step1      # compiled separately, when first needed
     f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
-      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
-      sh_chroma, nthreads)
+      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd), rest_gain, rest_rate, nb_r, shadows, sh_lo,
+      sh_hi, sh_chroma, nthreads)
 
 
 @njit(inline="always", **_JIT)

@@ -127,7 +127,7 @@ class MotionModel:
         self._kl = np.zeros((h, w), np.float32)
         self._kl_pool: list[np.ndarray] = []
         self._kl_px = np.zeros((h, w), np.float32)
-        self._fb = np.zeros((3, h, w), np.float32)     # restless level, last label, last mask dilated (kernels)
+        self._fb = np.zeros((h, w), np.float32)        # restless level (kernels.step; last label: _raw)
         self._raw = np.zeros((h, w), np.uint8)
         self._fgd = np.zeros((h, w), np.uint8)
         self._planes = np.empty((C, h, w), np.uint8)          # the frame as planes, for the kernel
@@ -243,7 +243,7 @@ class MotionModel:
                      np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
                      p.pool_radius, np.float32(p.current_rate),
-                     np.float32(p.kl_threshold), self._fb, np.float32(p.restless_gain), np.float32(p.restless_rate),
+                     np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(p.restless_rate),
                      p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
         if p.current_rate >= 1.0:
@@ -255,7 +255,6 @@ class MotionModel:
         # label flips inside or next to the cleaned foreground are objects' edges, not a restless
         # background: the kernel does not count them on the next frame
         cv2.dilate(mask, _DILATE, dst=self._fgd)
-        np.greater(self._fgd, 0, out=self._fb[2], casting="unsafe")
         if (h, w) != (H, W):
             mask = cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
             kl = cv2.resize(kl, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -289,7 +288,7 @@ class MotionModel:
     def state_bytes_per_pixel(self) -> float:
         if self._shape is None:
             return float("nan")
-        arrs: list[np.ndarray] = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb]
+        arrs: list[np.ndarray] = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb, self._fgd]
         if self._curs is not None:
             arrs.append(self._curs)
         return sum(a.nbytes for a in arrs) / float(self._kl.size)

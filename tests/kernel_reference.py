@@ -46,14 +46,14 @@ class StepParams:
     sh_hi: float = 0.95
     sh_chroma: float = 0.04
 
-    def kernel_args(self, fb: np.ndarray) -> tuple:
+    def kernel_args(self, lvl: np.ndarray, fgd: np.ndarray) -> tuple:
         """The scalars as the model passes them to the kernel (float32 / int / bool), with the
-        feedback state ``fb`` (kernel layout (2, H, W)) in its place after kl_thr."""
+        feedback state (restless level ``lvl``, dilated mask ``fgd``) in its place after kl_thr."""
         out = []
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "rest_gain":
-                out.append(fb)
+                out += [lvl, fgd]
             if isinstance(v, bool):
                 out.append(v)
             elif isinstance(v, int):

@@ -62,19 +62,23 @@ def to_kernel_layout(frame, gmm, cur):
 
 
 def run_kernel(frame, gmm, nmodes, cur, p: ref.StepParams, fb=None):
-    """One kernel step from the reference layout; fb: (H, W, 3) feedback state (zeros if None)."""
+    """One kernel step from the reference layout; fb: the reference's (H, W, 3) feedback state
+    (restless level, last fg, dilated mask; zeros if None).  The kernel keeps the level in an
+    (H, W) float32, reads the last label from raw_out on entry and the dilated mask as uint8."""
     planes, st, curs = to_kernel_layout(frame, gmm, cur)
     nmodes = nmodes.copy()
     h, w = nmodes.shape
-    fbk = np.zeros((3, h, w), np.float32) if fb is None else np.ascontiguousarray(fb.transpose(2, 0, 1))
+    fb = np.zeros((h, w, 3), np.float32) if fb is None else fb
+    lvl = np.ascontiguousarray(fb[..., 0])
+    fgd = np.where(fb[..., 2] != 0, 255, 0).astype(np.uint8)
     kl_px = np.zeros((h, w), np.float32)
     kl_out = np.zeros((h, w), np.float32)
-    raw = np.zeros((h, w), np.uint8)
-    kernels.step(planes, st, nmodes, curs, kl_px, kl_out, raw, *p.kernel_args(fbk))
+    raw = np.where(fb[..., 1] != 0, 255, 0).astype(np.uint8)      # the last frame's labels
+    kernels.step(planes, st, nmodes, curs, kl_px, kl_out, raw, *p.kernel_args(lvl, fgd))
     gmm = np.ascontiguousarray(kernels.aos_view(st))
     cur = np.ascontiguousarray(kernels.cur_view(curs))
-    return dict(gmm=gmm, nmodes=nmodes, cur=cur, kl_px=kl_px, kl_out=kl_out, raw=raw,
-                fb=np.ascontiguousarray(fbk.transpose(1, 2, 0)))
+    fb_new = np.stack([lvl, (raw != 0).astype(np.float32), fb[..., 2]], axis=2)
+    return dict(gmm=gmm, nmodes=nmodes, cur=cur, kl_px=kl_px, kl_out=kl_out, raw=raw, fb=fb_new)
 
 
 def close(a, b, rtol=RTOL, atol=ATOL):
@@ -199,7 +203,7 @@ def test_model_wiring_matches_reference():
         assert (res.mask == r.raw).mean() >= 1 - MAX_BAD, f"frame {i}"
         assert close(res.kl, r.kl_out).mean() >= 1 - MAX_BAD, f"frame {i}"
         gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), m._cur.copy()
-        fb = m._fb.transpose(1, 2, 0).copy()
+        fb = np.stack([m._fb, m._raw != 0, m._fgd != 0], axis=2).astype(np.float32)
 
 
 def test_current_rate_switch_between_frames_matches_reference():
@@ -223,7 +227,7 @@ def test_current_rate_switch_between_frames_matches_reference():
         if i >= 5:          # (reading m._cur earlier would itself fill it in)
             assert close(m._cur, r.cur).all(), f"frame {i}: current distribution"
         gmm, nmodes, cur = m._gmm.copy(), m._nmodes.copy(), r.cur
-        fb = m._fb.transpose(1, 2, 0).copy()
+        fb = np.stack([m._fb, m._raw != 0, m._fgd != 0], axis=2).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- properties

@@ -55,8 +55,8 @@ def test_restless_patch_stops_firing_and_a_new_object_is_still_found():
     # the calm part is quiet and a new object there is found whole, at once
     assert calm_fp[60:].max() < 0.02
     assert obj[91:].min() > 0.9, obj[88:]
-    # the restless level is high on the patch, ~0 on the calm part (state fb[0])
-    lvl = m._fb[0]
+    # the restless level is high on the patch, ~0 on the calm part (state _fb)
+    lvl = m._fb
     assert lvl[WATER].mean() > 0.1 and lvl[OBJ].max() < 0.15
 
 
@@ -84,4 +84,4 @@ def test_object_edges_do_not_raise_the_threshold():
         r = m.apply(np.clip(np.round(f), 0, 255).astype(np.uint8))
         found.append((r.mask[40:60, x:x + 15] == 255).mean())
     assert min(found[100:]) > 0.9, found[100:]
-    assert m._fb[0][40:60].max() < 0.05
+    assert m._fb[40:60].max() < 0.05
