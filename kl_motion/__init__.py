@@ -14,10 +14,12 @@ jitcache.configure()   # before the kernels are compiled: a per-user numba cache
 
 from .errors import (FrameError, FrameTypeError, KLMotionError, OutputError, ParameterError,  # noqa: E402
                      SourceError, StateError)
+from .events import Event, EventDetector, FrameEvents  # noqa: E402
 from .model import FrameResult, MotionModel  # noqa: E402
 from .params import Params  # noqa: E402
-from .sources import demo_path  # noqa: E402
+from .sources import Source, VideoInfo, demo_path, open_source  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MotionModel", "FrameResult", "Params", "demo_path", "KLMotionError", "ParameterError", "FrameError",
-           "FrameTypeError", "SourceError", "StateError", "OutputError", "__version__"]
+__all__ = ["MotionModel", "FrameResult", "Params", "EventDetector", "Event", "FrameEvents", "open_source", "Source",
+           "VideoInfo", "demo_path", "KLMotionError", "ParameterError", "FrameError", "FrameTypeError", "SourceError",
+           "StateError", "OutputError", "__version__"]

@@ -22,6 +22,9 @@ from .params import Params
 
 @dataclass
 class Event:
+    """A motion event: first and last motion frame (1-based) and their times (s), the peak foreground area
+    (fraction of the frame, pixels, frame, time), the box (x, y, w, h) around all its motion and its count
+    of motion frames.  ``to_dict()`` is one line of ``events.jsonl``."""
     id: int
     start_frame: int
     start_time: float

@@ -29,6 +29,9 @@ def _p(default, lo=None, hi=None, help="", group="model", gui=True, reset=False)
 
 @dataclass
 class Params:
+    """Every parameter of the detector, the cleanup and the events, with its default, range and help
+    (``spec()``; ``kl-motion config --dump``).  ``replace(**changes)`` gives a checked copy, ``validate()``
+    raises ParameterError for a bad value; ``load``/``save`` read and write the TOML the CLI uses."""
     # --- background mixture -------------------------------------------------
     history: int = _p(200, 1, 100000, "Background memory in frames; the learning rate is 1/history (1/n for the first n frames).")
     n_components: int = _p(3, 1, 8, "Maximum number of Gaussians per pixel in the background mixture.", reset=True)

@@ -35,6 +35,7 @@ def quiet_opencv() -> None:
 
 @dataclass
 class VideoInfo:
+    """What a Source knows of its video: frame size, frame rate, frame count (None when unknown) and kind."""
     width: int
     height: int
     fps: float

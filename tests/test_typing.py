@@ -24,3 +24,11 @@ def test_mypy_public_modules(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "Success: no issues found" in r.stdout
+
+
+def test_public_names_are_exported_and_documented():
+    for name in ("MotionModel", "Params", "EventDetector", "Event", "open_source", "Source", "VideoInfo", "demo_path"):
+        assert name in kl_motion.__all__, name
+        obj = getattr(kl_motion, name)
+        doc = (obj.__doc__ or "").strip()
+        assert doc and not doc.startswith(f"{name}("), f"{name} has no docstring of its own"
