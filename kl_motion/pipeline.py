@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 
 from . import fsnames
 from .errors import KLMotionError, OutputError
+from .outlock import OutputLock
 from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
 from .model import MotionModel
 from .overlay import Overlay, draw_overlay
@@ -354,6 +356,7 @@ class Outputs:
         self.tint = Overlay()
         self.wall0: float | None = None
         self.source = ""
+        self._written: set[str] = set()         # snapshot and clip file names of this run
 
     # -- per frame
     def handle(self, it) -> None:
@@ -399,6 +402,7 @@ class Outputs:
         ev = it.ev.started
         if ev is not None:
             self._clip = VideoSink(self.clip_dir / f"event-{ev.id:04d}.mp4", self.fps, color=True)
+            self._written.add(self._clip.path.name)
             for idx, f in self._ring:
                 if idx >= ev.start_frame - self.pre:
                     self._clip.write(f)
@@ -424,6 +428,7 @@ class Outputs:
             frame, blobs = self._peak
             img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0, boxes=blobs)
             p = write_image(self.snap_dir / f"event-{ev.id:04d}.jpg", img)
+            self._written.add(p.name)
             rec["snapshot"] = str(p.relative_to(self.snap_dir.parent))
             self._peak = None
         if self.clip_dir is not None and self._clip is not None:
@@ -441,17 +446,59 @@ class Outputs:
             self.events.line(json.dumps(rec))
 
     def close(self, ok: bool) -> list[str]:
-        out = []
+        """Close every output: renamed to its final name when ``ok`` and complete.  Outputs of a
+        failed run keep their temporary names (readable as far as they got), except those that
+        hold nothing, which are removed.  Raises the first OutputError (a failed rename or an
+        incomplete video) after closing all the others: a run that cannot finish an output fails."""
+        out, errors = [], []
         clips = ([self._clip] if self._clip is not None else []) + [t[0] for t in self._tails]
-        for s in self.sinks + clips:
+        sinks = [s for s in self.sinks + clips if not s.closed]
+        for s in sinks:                # 1. close every file; videos are checked to decode to the end
+            if not ok and not (getattr(s, "frames", 0) or getattr(s, "lines", 0)) and hasattr(s, "discard"):
+                s.discard()            # nothing in it: no leftover .part
+                continue
             try:
-                p = s.close(ok)
-            except Exception as e:  # keep closing the others
-                log.warning("%s", e)
+                if hasattr(s, "end"):
+                    s.end(verify=ok)
+                else:                  # a sink without end()/commit(): closed (and renamed) on its own
+                    p = s.close(ok)
+                    if p is not None and ok and s not in clips:
+                        out.append(str(p))
+            except Exception as e:     # keep closing the others
+                errors.append(e)
+        ok = ok and not errors         # 2. all or nothing: renamed only when every output is complete
+        for s in sinks:
+            if s.closed:
+                continue
+            s.closed = True
+            if not ok:
+                continue
+            try:
+                p = s.commit()
+            except Exception as e:
+                errors.append(e)
                 continue
             if p is not None and s not in clips:
                 out.append(str(p))
+        if ok and not errors:
+            self._remove_stale()
+        if errors:
+            raise errors[0]
         return out
+
+    def _remove_stale(self) -> None:
+        """After a complete run: snapshots and clips of an earlier run (--force) that this run did
+        not replace, and .part files a killed run left there.  (They are kept until now so that
+        a run that fails or is killed does not lose the earlier run's files.)"""
+        for folder in (self.snap_dir, self.clip_dir):
+            if folder is None or not folder.is_dir():
+                continue
+            for f in folder.iterdir():
+                if f.name not in self._written:
+                    try:
+                        f.unlink() if not f.is_dir() else shutil.rmtree(f)
+                    except OSError as e:
+                        log.warning("cannot remove %s: %s", f, e.strerror or e)
 
 
 # ============================================================================ one input
@@ -495,7 +542,8 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
         return rep
     t0 = time.perf_counter()
     try:
-        _process(spec, Path(out_dir), params, opt, stop, progress, rep)
+        with OutputLock(out_dir):      # one run at a time writes this folder
+            _process(spec, Path(out_dir), params, opt, stop, progress, rep)
     except KLMotionError as e:
         rep.status, rep.message = "failed", fsnames.shown(str(e).replace(str(spec), shown))
     except (KeyboardInterrupt, SystemExit):
@@ -521,11 +569,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     try:
         detector = make_detector(opt.method, params)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for k in ("snapshots", "clips"):
-            if k in paths and paths[k].exists() and opt.force:
-                import shutil
-                shutil.rmtree(paths[k])
-        outputs = Outputs(paths, opt, fps, params)
+        outputs = Outputs(paths, opt, fps, params)   # (--force: old snapshots/clips go only once replaced)
     except OSError as e:
         src.close()
         raise OutputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
@@ -550,8 +594,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             if stop.is_set():
                 break
             if shape is not None and frame.shape != shape:
-                log.warning("%s: frame size changed from %dx%d to %dx%d at frame %d; model reset",
-                            redact(info.name), shape[1], shape[0], frame.shape[1], frame.shape[0], n + 1)
+                log.warning("%s: frame %s changed from %s to %s at frame %d; model reset", redact(info.name),
+                            *_format_change(shape, frame.shape), n + 1)
                 rep.resets += 1
                 detector.reset()
                 light.reset()
@@ -638,6 +682,19 @@ def _end_only(ended: list[Event], n: int) -> Item:
 @dataclass
 class _EndItem:
     ev: FrameEvents
+
+
+def _format_change(old: tuple, new: tuple) -> tuple[str, str, str]:
+    """("size", "160x120", "120x90"), or ("format", "320x240 colour", "320x240 grey") when only the
+    channels changed (the size alone would read "from 320x240 to 320x240")."""
+    def size(s):
+        return f"{s[1]}x{s[0]}"
+
+    def kind(s):
+        return "grey" if len(s) == 2 or s[2] == 1 else "colour"
+    if size(old) != size(new):
+        return "size", size(old), size(new)
+    return "format", f"{size(old)} {kind(old)}", f"{size(new)} {kind(new)}"
 
 
 def _finish_report(rep: InputReport, info, err, stop, opt: Options, src) -> None:

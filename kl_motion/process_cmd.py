@@ -14,12 +14,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .errors import KLMotionError, OutputError
 
 EXIT_FAILED = 2
 EXIT_INTERRUPTED = 130
+# handled like Ctrl-C: stop reading, close every output, exit 128 + the signal's number
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 log = logging.getLogger("kl_motion")
 
@@ -141,7 +144,8 @@ _stop_global = None
 
 def _worker_init(stop, threads: int, quiet: bool, verbose: bool) -> None:
     global _stop_global
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent asks us to stop via `stop`
+    for sig in STOP_SIGNALS:      # the parent asks us to stop via `stop` (systemd signals the whole group)
+        signal.signal(sig, signal.SIG_IGN)
     _stop_global = stop
     setup_logging(quiet, verbose)
     from .threads import use_threads
@@ -203,18 +207,31 @@ def run(args) -> int:
     if parallel:
         import multiprocessing as mp
         ctx = mp.get_context("spawn")
-        stop = ctx.Event()
+        # the Event starts multiprocessing's resource tracker, which ignores SIGINT and SIGTERM but
+        # not SIGHUP: started while SIGHUP is ignored, it keeps ignoring it (a hang-up of the
+        # terminal would kill it and it prints a traceback when the workers end)
+        hup = getattr(signal, "SIGHUP", None)
+        before = signal.signal(hup, signal.SIG_IGN) if hup is not None else None
+        try:
+            stop = ctx.Event()
+        finally:
+            if hup is not None:
+                signal.signal(hup, before)
     else:
         ctx, stop = None, threading.Event()
     reports = []
 
-    def on_sigint(signum, frame):
+    got: list[int] = []
+
+    def on_signal(signum, frame):     # Ctrl-C, kill / systemctl stop / docker stop (SIGTERM), SIGHUP
         if stop.is_set():
             raise KeyboardInterrupt
+        got.append(signum)
         stop.set()
-        log.warning("stopping: closing outputs (Ctrl-C again to abort)")
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        log.warning("stopping (%s): closing outputs (%s again to abort)", what, what)
 
-    old = signal.signal(signal.SIGINT, on_sigint)
+    old = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         if parallel:
             _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs, threads)
@@ -242,7 +259,8 @@ def run(args) -> int:
                 _report_one(rep, args.quiet)
                 reports.append(rep)
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     interrupted = stop.is_set()
     if interrupted:
         from .fsnames import shown
@@ -256,7 +274,7 @@ def run(args) -> int:
     if len(inputs) > 1 and not args.quiet:
         print(format_summary(reports))
     if interrupted or any(r.status == "interrupted" for r in reports):
-        return EXIT_INTERRUPTED
+        return 128 + got[0] if got else EXIT_INTERRUPTED      # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     return EXIT_FAILED if any(r.failed for r in reports) else 0
 
 
@@ -295,6 +313,7 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
 
     # A worker that dies (a crash inside a native library) breaks the whole pool: the inputs it
     # took down run again, each alone in its own process, so only the one that crashes fails.
+    started = time.time()
     broken = run_pool(list(zip(inputs, dirs)), jobs)
     if broken:
         log.warning("a worker process crashed; running its %d unfinished input(s) again, one per process",
@@ -302,6 +321,13 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
     for s, d in broken:
         if stop.is_set():
             break
+        rep = _finished_report(d, started)     # done before the pool broke, its result lost with it
+        if rep is not None:
+            _report_one(rep, args.quiet)
+            reports.append(rep)
+            if bar is not None:
+                bar.update(1)
+            continue
         if run_pool([(s, d)], 1):
             rep = failed(s, d, "the worker process crashed on this input (a crash inside OpenCV or FFmpeg)")
             _report_one(rep, args.quiet)
@@ -312,6 +338,21 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
         bar.close()
     order = {s: i for i, s in enumerate(dirs)}
     reports.sort(key=lambda r: order.get(r.out_dir, 0))
+
+
+def _finished_report(out_dir: str, since: float):
+    """The report of an input whose worker finished it (summary.json written after ``since``)
+    although the pool broke before its result came back; None otherwise."""
+    import dataclasses
+    import json
+    from .pipeline import InputReport
+    try:
+        s = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+        if float(s.get("started", 0)) < since:
+            return None
+        return InputReport(**{f.name: s[f.name] for f in dataclasses.fields(InputReport) if f.name in s})
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _report_one(rep, quiet: bool) -> None:

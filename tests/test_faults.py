@@ -343,3 +343,234 @@ def test_viewer_prints_no_raw_opencv_warnings(tmp_path):
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
         assert "WARN" not in err and "VIDEOIO" not in err and "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------------------- output-side faults
+def _noise_video(path: Path, n: int, size=(160, 120)) -> Path:
+    """Incompressible frames: every output grows fast (fills a small disk)."""
+    rng = np.random.default_rng(1)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
+    for _ in range(n):
+        vw.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    vw.release()
+    return path
+
+
+def _final_files_complete(root: Path) -> list[Path]:
+    """Every file under a final name below ``root`` is complete: videos decode to the frame count
+    of the run's summary/stats, text parses.  Returns the final-named files."""
+    finals = [p for p in root.rglob("*") if p.is_file() and ".part" not in p.name and p.name != ".kl-motion.lock"]
+    for p in finals:
+        d = p.parent if p.parent.name not in ("clips", "snapshots", "bin", "mask") else p.parent.parent
+        summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else None
+        assert summary is not None, f"{p} under its final name but the run wrote no summary.json"
+        if p.suffix in (".mkv", ".mp4") and p.parent == d:
+            assert count_frames(p) == summary["frames"], p
+        elif p.suffix in (".mkv", ".mp4"):
+            assert count_frames(p) > 0, p
+        elif p.name == "stats.csv":
+            assert len(read_stats(p)) == summary["frames"], p
+        elif p.suffix == ".jsonl":
+            [json.loads(line) for line in p.read_text().splitlines()]
+    return finals
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB tmpfs (needs root or CAP_SYS_ADMIN; skipped with the reason otherwise)."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or 'mount failed'}); "
+                    "the simulated write failure (RLIMIT_FSIZE) test still runs")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.mark.parametrize("stats", [False, True])
+def test_disk_full_stops_at_once_and_renames_nothing(tmp_path, tiny_disk, stats):
+    """Disk full used to rename broken files to their final names (mask.mkv 0 bytes, overlay.mp4
+    without its index), keep encoding into the full disk and report 'internal error: OSError'."""
+    v = _noise_video(tmp_path / "noise.avi", 400)
+    flags = [] if stats else ["--no-stats", "--no-events"]
+    t = time.time()
+    r = run_process(v, "--out", tiny_disk, "--overlay", *flags, timeout=300)
+    assert r.returncode == 2, r.stderr
+    no_traceback(r)
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "disk full" in errors[0] and str(tiny_disk / "noise") in errors[0], r.stderr
+    d = tiny_disk / "noise"
+    assert _final_files_complete(tiny_disk) == []          # nothing under a final name
+    assert not (d / "mask.mkv").exists() and not (d / "overlay.mp4").exists()
+    # what was written stays readable as far as it got (docs/headless.md)
+    n = count_frames(d / "mask.part.mkv")
+    assert 0 < n < 400
+    if stats:
+        rows = read_stats(d / "stats.part.csv")
+        assert 0 < len(rows) <= 400 and rows[-1]["frame"]
+    assert time.time() - t < 200
+
+
+def test_a_video_write_that_fails_silently_is_not_renamed(tmp_path):
+    """FFmpeg drops a failed write and OpenCV does not say so: a file-size limit (RLIMIT_FSIZE,
+    no root needed) truncates the videos; the run must see it and keep the .part names."""
+    v = _noise_video(tmp_path / "noise.avi", 120)
+    cmd = [sys.executable, "-m", "kl_motion", "process", str(v), "--out", str(tmp_path / "o"), "--overlay",
+           "--no-stats", "--no-events"]
+
+    def limit():
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=limit,
+                       env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert r.returncode == 2, r.stderr
+    no_traceback(r)
+    assert "overlay.part.mp4: incomplete" in r.stderr, r.stderr
+    d = tmp_path / "o" / "noise"
+    assert not (d / "overlay.mp4").exists() and (d / "overlay.part.mp4").exists()
+    assert _final_files_complete(tmp_path / "o") == []
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_close_outputs_like_ctrl_c(tmp_path, sig, code):
+    """SIGTERM (kill, systemctl stop, docker stop) ended the run with rc 143 and every output an
+    unplayable .part."""
+    v = make_video(tmp_path / "long.avi", n=4000, moving=(100, 3900))
+    cmd = [sys.executable, "-m", "kl_motion", "process", str(v), str(v), "--jobs", "2", "--out", str(tmp_path / "o"),
+           "--overlay", "--clips"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        parts = list((tmp_path / "o").glob("*/stats.part.csv"))
+        if len(parts) == 2 and all(q.stat().st_size > 2000 for q in parts):
+            break
+        time.sleep(0.05)
+    os.killpg(p.pid, sig)                  # like systemd: the whole process group
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == code, err
+    assert "Traceback" not in err and "interrupted after" in err, err
+    for name in ("long", "long-2"):
+        d = tmp_path / "o" / name
+        n = len(read_stats(d / "stats.csv"))
+        assert 0 < n < 4000 and count_frames(d / "mask.mkv") == n and count_frames(d / "overlay.mp4") == n
+        assert not part_files(d)
+    _final_files_complete(tmp_path / "o")
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(tmp_path):
+    """Both used to exit 0 with corrupt output (overlay.mp4 saying 3,000 frames, 1,500 decoding)."""
+    v = make_video(tmp_path / "long.avi", n=1500, moving=(100, 1400))
+    cmd = [sys.executable, "-m", "kl_motion", "process", str(v), "--out", str(tmp_path / "o"), "--overlay"]
+    a = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    st = tmp_path / "o" / "long" / "stats.part.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (st.exists() and st.stat().st_size > 1000):
+        time.sleep(0.05)
+    b = run_process(v, "--out", tmp_path / "o", "--overlay", "--force")
+    out, err = a.communicate(timeout=300)
+    assert b.returncode == 2, b.stderr
+    no_traceback(b)
+    assert "being written by another kl-motion run (pid" in b.stderr, b.stderr
+    assert a.returncode == 0, err
+    d = tmp_path / "o" / "long"
+    assert count_frames(d / "overlay.mp4") == 1500 and count_frames(d / "mask.mkv") == 1500
+    assert len(read_stats(d / "stats.csv")) == 1500
+    assert not (d / ".kl-motion.lock").exists() and not part_files(d)
+
+
+def test_a_failed_rename_fails_the_run(tmp_path):
+    """A failed rename was only a warning and the run reported ok."""
+    v = make_video(tmp_path / "a.avi", n=40)
+    blocker = tmp_path / "o" / "a" / "stats.csv"
+    blocker.mkdir(parents=True)                    # a folder under the final name: the rename fails
+    (blocker / "keep").write_text("x")
+    r = run_process(v, "--out", tmp_path / "o", "--force")
+    assert r.returncode == 2, r.stderr
+    no_traceback(r)
+    assert "cannot rename" in r.stderr and "stats.csv" in r.stderr, r.stderr
+    assert (blocker / "keep").read_text() == "x"
+
+
+def _pacing_video(path: Path, n: int, moving: tuple[int, int], size=(160, 120)) -> Path:
+    """Grey frames with a square pacing left and right during frames [moving[0], moving[1]):
+    one long event."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
+    for i in range(n):
+        f = cv2.add(np.full((h, w, 3), 90, np.uint8), rng.integers(0, 3, (h, w, 3), dtype=np.uint8))
+        if moving[0] <= i < moving[1]:
+            x = abs((3 * (i - moving[0])) % 200 - 100) + 10
+            cv2.rectangle(f, (x, 40), (x + 30, 80), (250, 250, 250), -1)
+        vw.write(f)
+    vw.release()
+    return path
+
+
+def _kill9_when(p: subprocess.Popen, cond, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not cond():
+        time.sleep(0.05)
+    assert cond(), "condition not reached"
+    p.kill()
+    p.wait(timeout=60)
+
+
+def test_kill9_leftovers_do_not_block_a_rerun_and_force_keeps_old_clips(tmp_path):
+    """After kill -9, a re-run with --clips refused because clips/ held only a .part; --force deleted
+    the old snapshots and clips before the new run had replaced them."""
+    v = _pacing_video(tmp_path / "long.avi", n=1500, moving=(100, 1400))
+    out = tmp_path / "o"
+    d = out / "long"
+    cmd = [sys.executable, "-m", "kl_motion", "process", str(v), "--out", str(out), "--clips", "--snapshots"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    st = d / "stats.part.csv"
+    _kill9_when(p, lambda: st.exists() and st.stat().st_size > 3000 and any((d / "clips").glob("*.part.mp4")),
+                timeout=240)
+    # what a hard kill leaves is readable as far as it reached the disk (docs/headless.md): the text
+    # files, flushed every second (the videos are not: FFmpeg holds them in memory until closed)
+    assert len(read_stats(st)) > 0
+    r = run_process(v, "--out", out, "--clips", "--snapshots")
+    assert r.returncode == 0, r.stderr
+    assert not part_files(d)
+    _final_files_complete(out)
+    clip = d / "clips" / "event-0001.mp4"
+    first = clip.stat().st_mtime_ns
+    # --force, killed before its event ends: the first run's clip and snapshot are still there
+    p = subprocess.Popen(cmd + ["--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill9_when(p, lambda: any((d / "clips").glob("*.part.mp4")), timeout=240)
+    assert clip.stat().st_mtime_ns == first and count_frames(clip) > 0
+    assert (d / "snapshots" / "event-0001.jpg").exists()
+
+
+def test_one_pixel_folder_fails_cleanly(tmp_path):
+    """A 1x1 image folder failed with 'cannot open a FFV1 video writer' and left .part files and an
+    empty bin.part/."""
+    folder = tmp_path / "dot"
+    folder.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(folder / f"f{i:02d}.png"), np.full((1, 1, 3), 20 * i, np.uint8))
+    r = run_process(folder, "--out", tmp_path / "o", "--bins")
+    assert r.returncode == 2, r.stderr
+    no_traceback(r)
+    assert "1x1 pixels are too small for a video" in r.stderr and "--mask-format png" in r.stderr, r.stderr
+    assert not part_files(tmp_path / "o")
+    r = run_process(folder, "--out", tmp_path / "o2", "--bins", "--mask-format", "png")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "o2" / "dot" / "bin").iterdir())) == 10
+
+
+def test_text_outputs_reach_the_disk_every_second(tmp_path):
+    """A killed run's stats.part.csv was 0 bytes after 6 s of a stream (everything still in the
+    file object's buffer): a slow live source must find its rows on disk within about a second."""
+    from kl_motion.sinks import FLUSH_SECONDS, TextSink
+    t = TextSink(tmp_path / "stats.csv", "frame")
+    t.line("1")
+    time.sleep(FLUSH_SECONDS + 0.1)
+    t.line("2")                                   # a frame of a slow camera, a second later
+    assert (tmp_path / "stats.part.csv").read_text() == "frame\n1\n2\n"
+    t.close(ok=True)
+    assert (tmp_path / "stats.csv").read_text() == "frame\n1\n2\n"

@@ -61,10 +61,13 @@ def run(args) -> int:
     app.setApplicationName("kl-motion")
     win = MainWindow(params, source, threads=threads)
     win.show()
-    # Ctrl+C in the terminal closes the window (Qt's loop would otherwise hold the signal back)
+    # Ctrl+C in the terminal, SIGTERM and SIGHUP close the window (Qt's loop would otherwise hold
+    # the signal back; SIGTERM would end the process without stopping a recording cleanly)
     import signal
+    from ..process_cmd import STOP_SIGNALS
     from PySide6.QtCore import QTimer
-    signal.signal(signal.SIGINT, lambda *_: win.close())
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: win.close())
     wake = QTimer(win)
     wake.timeout.connect(lambda: None)
     wake.start(250)
