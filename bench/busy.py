@@ -14,6 +14,11 @@ before the command and killed after it; the command itself is not pinned.  The c
 run one after the other in a fixed order and the rounds repeat it, so a change of the machine's
 load hits every cell alike; the median of the rounds is printed, and the load average.
 
+``--mode model`` is steadier on a loaded machine: one new process per configuration (and busy or
+not) runs ``MotionModel.apply`` on 640x480 frames in memory, alternating blocks of 10 frames with 1
+and with 2 numba threads (numba's count is per call), so a burst of other load hits both thread
+counts alike; it prints the median ms/frame of each and their ratio.
+
 Configurations (environment of the command; kl_motion/__init__.py adds OMP_WAIT_POLICY=PASSIVE
 only when none of OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME is set):
 
@@ -101,6 +106,94 @@ def run_cell(clip: Path, out: Path, env: dict, threads: int, busy_cpu: int | Non
     return float(m.group(3))
 
 
+MODEL_CHILD = r"""
+import json, statistics, sys, time
+import cv2, numba, numpy as np
+from pathlib import Path
+from kl_motion.model import MotionModel
+src, n, W, H, blocks, block = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \
+    int(sys.argv[5]), int(sys.argv[6])
+files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".png", ".bmp"))[400:400 + n]
+frames = [cv2.resize(cv2.imread(str(p)), (W, H), interpolation=cv2.INTER_AREA) for p in files]
+threads = [int(t) for t in sys.argv[7].split(",")]
+m = MotionModel()
+for i in range(20):
+    numba.set_num_threads(threads[i % len(threads)])
+    m.apply(frames[i % len(frames)])
+times = {t: [] for t in threads}
+k = 0
+for b in range(blocks):
+    for t in threads:
+        numba.set_num_threads(t)
+        for _ in range(block):
+            t0 = time.perf_counter()
+            m.apply(frames[k % len(frames)])
+            times[t].append(time.perf_counter() - t0)
+            k += 1
+print(json.dumps({"layer": numba.threading_layer(),
+                  "ms": {str(t): 1000 * statistics.median(v) for t, v in times.items()}}))
+"""
+
+
+def run_model(src: Path, env: dict, size, threads, busy_cpu, blocks: int, block: int) -> dict:
+    spinner = None
+    if busy_cpu is not None:
+        spinner = subprocess.Popen([sys.executable, "-c", SPINNER % busy_cpu])
+        time.sleep(0.3)
+    try:
+        r = subprocess.run([sys.executable, "-c", MODEL_CHILD, str(src), "40", str(size[0]), str(size[1]),
+                            str(blocks), str(block), ",".join(map(str, threads))],
+                           env=env, capture_output=True, text=True, cwd=str(ROOT))
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    if r.returncode != 0:
+        raise SystemExit(f"model child failed: {r.stderr.strip()[-800:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main_model(a, configs, base, size, threads, cpu) -> int:
+    load0 = os.getloadavg()
+    res = {}
+    for r in range(a.rounds):
+        for c in configs:
+            for busy in (False, True):
+                d = run_model(a.source, dict(base, **CONFIGS[c]), size, threads, a.busy_cpu if busy else None,
+                              a.blocks, 10)
+                res.setdefault((c, busy), []).append(d)
+        print(f"round {r + 1}/{a.rounds} done, load average {os.getloadavg()[0]:.2f}", flush=True)
+    load1 = os.getloadavg()
+    print(f"\nMotionModel.apply on {size[0]}x{size[1]} highway frames in memory, alternating blocks of 10 frames "
+          f"with {' and '.join(map(str, threads))} numba threads ({a.blocks} blocks each); median ms/frame (fps), "
+          f"median over {a.rounds} process(es) per cell; cpu {cpu}, {os.cpu_count()} cores; isa {a.isa}; competitor "
+          f"spinning on CPU {a.busy_cpu} for 'busy'; load average {load0[0]:.2f} at the start, {load1[0]:.2f} at "
+          f"the end\n")
+    t1, t2 = str(threads[0]), str(threads[-1])
+    print(f"| config | layer | idle {t1}T | idle {t2}T | idle {t2}T/{t1}T fps | busy {t1}T | busy {t2}T | "
+          f"busy {t2}T/{t1}T fps |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for c in configs:
+        cells = []
+        row = dict(config=c, env=CONFIGS[c])
+        for busy in (False, True):
+            runs = res[(c, busy)]
+            ms1 = statistics.median(d["ms"][t1] for d in runs)
+            ms2 = statistics.median(d["ms"][t2] for d in runs)
+            ratio = statistics.median(d["ms"][t1] / d["ms"][t2] for d in runs)
+            key = "busy" if busy else "idle"
+            row[key] = dict(ms={t1: ms1, t2: ms2}, fps_ratio=ratio, runs=runs)
+            cells += [f"{ms1:.2f} ({1000 / ms1:.0f})", f"{ms2:.2f} ({1000 / ms2:.0f})", f"**{ratio:.2f}**"]
+        layer = res[(c, False)][0]["layer"]
+        rows.append(row)
+        print(f"| {c} | {layer} | " + " | ".join(cells) + " |")
+    if a.json:
+        a.json.write_text(json.dumps(dict(mode="model", size=a.size, rounds=a.rounds, blocks=a.blocks, cpu=cpu,
+                                          isa=a.isa, load=[load0, load1], rows=rows), indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", type=Path, default=DEFAULT_SRC)
@@ -112,6 +205,10 @@ def main() -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--busy-cpu", type=int, default=0, help="CPU the competitor is pinned to")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--mode", choices=("process", "model"), default="process",
+                    help="process: kl-motion process runs (fps); model: MotionModel.apply in memory, 1 and 2 "
+                         "threads alternating in one process")
+    ap.add_argument("--blocks", type=int, default=10, help="--mode model: blocks of 10 frames per thread count")
     _isa.add_argument(ap)
     a = ap.parse_args()
     rc = _isa.reexec_if_needed(a)
@@ -131,16 +228,19 @@ def main() -> int:
         print("tbb: numba cannot load the TBB threading layer here (pip install tbb); skipped")
         configs.remove("tbb")
 
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    if a.mode == "model":
+        return main_model(a, configs, base, (W, H), threads, cpu)
+
     work = Path(tempfile.mkdtemp(prefix="klbusy-"))
     try:
         clip = make_clip(a.source, a.frames, (W, H), work / f"busy_{W}x{H}.mp4")
         # compile / load the kernels once before timing anything
         run_cell(clip, work / "warm", base, 1, None)
-        cpu = ""
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
         load0 = os.getloadavg()
         cells = [(c, t, busy) for c in configs for busy in (False, True) for t in threads]
         fps: dict = {cell: [] for cell in cells}
