@@ -11,8 +11,8 @@ AVX-512 features).  The cache directory is separate because numba's cache index 
 CPU name and features anyway, and a separate one keeps the default cache (next to the package)
 as it is.  ``sse2`` (``x86-64``, no extra features) is there for comparison.
 
-``kernel_isa()`` looks at the machine code of the model's compiled parallel kernels
-(``kernels._step3`` / ``_step1``; their object code includes the per-band functions) and counts
+``kernel_isa()`` looks at the machine code of the kernels module's functions that the model called
+(``kernels._step3`` / ``_step1`` today; their object code includes the per-band functions) and counts
 the vector registers it uses: zmm = AVX-512, ymm = AVX/AVX2, xmm only = SSE.  numba refuses
 ``inspect_asm`` for code loaded from its cache, so the object code is read back from the cache
 entry of each compiled signature and disassembled with objdump; a freshly compiled function
@@ -156,9 +156,12 @@ def kernel_isa() -> dict:
     from kl_motion import kernels
     rows = []
     total = {"zmm": 0, "ymm": 0, "xmm": 0}
-    for name in ("_step3", "_step1"):
-        disp = getattr(kernels, name, None)
-        if disp is None:
+    from numba.core.registry import CPUDispatcher
+    for name in sorted(vars(kernels)):
+        disp = getattr(kernels, name)
+        # every numba function of the kernels module compiled (or loaded) in this process by a Python
+        # call: the parallel step functions, whose object code includes the functions they call
+        if not isinstance(disp, CPUDispatcher) or not disp.overloads:
             continue
         for sig, asm in dispatcher_asm(disp):
             c = _count(asm)
