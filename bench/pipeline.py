@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 import _isa                                               # noqa: E402  (bench/_isa.py)
 
 from kl_motion.params import Params                      # noqa: E402
-from kl_motion.pipeline import Options, ReaderThread, make_detector, process_input   # noqa: E402
+from kl_motion.analyzer import SimpleResult, make_detector      # noqa: E402
+from kl_motion.pipeline import Options, ReaderThread, process_input   # noqa: E402
 from kl_motion.sources import open_source                 # noqa: E402
 
 DEFAULT_SRC = ROOT.parent / "shared" / "data" / "cdnet" / "highway" / "input"
@@ -62,9 +63,9 @@ class NullDetector:
 
     def __init__(self):
         self._m = {}
+        self.params = Params()
 
     def apply(self, f):
-        from kl_motion.pipeline import SimpleResult
         m = self._m.get(f.shape[:2])
         if m is None:
             m = self._m[f.shape[:2]] = np.zeros(f.shape[:2], np.uint8)
@@ -101,10 +102,6 @@ def main() -> int:
     video = make_video(a.source, a.frames, (W, H), work / f"bench_{W}x{H}{ext}", a.codec)
     params = Params()
     load0 = os.getloadavg()
-
-    import kl_motion.pipeline as pl
-    real_make = pl.make_detector
-    pl.make_detector = lambda method, p: NullDetector() if method == "null" else real_make(method, p)
 
     frames: list = []
     masks: list = []
@@ -151,7 +148,8 @@ def main() -> int:
             if out.exists():
                 shutil.rmtree(out)
             opt = Options(method=method, force=True, **outs)
-            rep = process_input(str(video), out, p, opt, stop=threading.Event())
+            det = NullDetector() if method == "null" else make_detector(method, p)
+            rep = process_input(str(video), out, p, opt, stop=threading.Event(), detector=det)
             if rep.failed:
                 raise SystemExit(f"pipeline failed: {rep.message}")
             return rep.frames, f"{rep.events} events", rep.seconds
@@ -182,7 +180,6 @@ def main() -> int:
             sec = res[2] if len(res) > 2 else time.perf_counter() - t
             if name not in best or sec < best[name][0]:
                 best[name] = (sec, res[0], res[1])
-    pl.make_detector = real_make
 
     rows = []
     for name, _, ref in stages:

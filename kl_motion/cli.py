@@ -105,7 +105,10 @@ def cmd_eval(args) -> int:
     from .threads import check, use_threads
     p = params_from_args(args)
     check(args.threads)
-    methods = ["kl_motion"] + [m for m in (args.method or []) if m.lower() not in ("kl_motion", "kl")]
+    from .analyzer import canonical, make_detector
+    methods = ["kl_motion"] + [canonical(m) for m in (args.method or []) if canonical(m) != "kl_motion"]
+    for m in methods:
+        make_detector(m, p)          # an unknown or unavailable name: one line, before any work
     if args.no_kl:
         methods = methods[1:]
         if not methods:
@@ -147,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("sequences", nargs="*", metavar="SEQ_DIR", help="sequence folders (input/, groundtruth/, temporalROI.txt)")
     e.add_argument("--demo", action="store_true", help="also score the demo clip shipped with the package")
     e.add_argument("--method", action="append", metavar="NAME",
-                   help="also run this subtractor on the same frames: mog2, knn, and with cv2.bgsegm gsoc, cnt, mog, gmg, lsbp (repeatable)")
+                   help="also run this detector on the same frames (repeatable): mog2, knn (OpenCV + kl_motion's "
+                        "cleanup and zones), mog2-raw, knn-raw (OpenCV alone); with cv2.bgsegm also gsoc, cnt, mog, "
+                        "gmg, lsbp and their -raw twins")
     e.add_argument("--no-kl", action="store_true", help="do not run kl_motion itself (only the --method ones)")
     e.add_argument("--json", metavar="FILE", help="also write the numbers as JSON records")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

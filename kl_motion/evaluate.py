@@ -15,13 +15,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .analyzer import Analyzer, canonical, detector_names, make_detector
 from .errors import KLMotionError, SourceError
 from .params import Params
 from .fsnames import imread
 from .sources import FolderSource, natural_key
-
-OPENCV_METHODS = ("mog2", "knn")
-BGSEGM_METHODS = ("gsoc", "cnt", "mog", "gmg", "lsbp")
 
 
 @dataclass
@@ -130,41 +128,20 @@ def gt_for(seq: Sequence, frame_no: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- methods
-def make_method(name: str, params: Params | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """A callable frame -> mask (uint8; 255 = foreground) for a method name."""
-    name = name.lower()
-    if name in ("kl_motion", "kl", "klm"):
-        from .model import MotionModel
-        m = MotionModel(params or Params())
-        return lambda f: m.apply(f).mask
-    if name == "mog2":
-        s = cv2.createBackgroundSubtractorMOG2()
-    elif name == "knn":
-        s = cv2.createBackgroundSubtractorKNN()
-    elif name in BGSEGM_METHODS:
-        if not hasattr(cv2, "bgsegm"):
-            raise KLMotionError(f"method {name} needs cv2.bgsegm (pip install opencv-contrib-python-headless)")
-        s = {"gsoc": cv2.bgsegm.createBackgroundSubtractorGSOC, "cnt": cv2.bgsegm.createBackgroundSubtractorCNT,
-             "mog": cv2.bgsegm.createBackgroundSubtractorMOG, "gmg": cv2.bgsegm.createBackgroundSubtractorGMG,
-             "lsbp": cv2.bgsegm.createBackgroundSubtractorLSBP}[name]()
-    else:
-        raise KLMotionError(f"unknown method {name!r} (known: kl_motion, {', '.join(OPENCV_METHODS + BGSEGM_METHODS)})")
-    return s.apply
-
-
 def available_methods() -> list[str]:
-    out = ["kl_motion", *OPENCV_METHODS]
-    if hasattr(cv2, "bgsegm"):
-        out += list(BGSEGM_METHODS)
-    return out
+    """The detector registry's names (kl_motion.analyzer): what --method accepts here."""
+    return detector_names()
 
 
 def evaluate_sequence(seq_dir, methods=("kl_motion",), params: Params | None = None,
                       on_frame: Callable[[int, int], None] | None = None) -> list[Record]:
-    """Run every method on the same frames of one sequence, in this run, and score it."""
+    """Run every method on the same frames of one sequence, in this run, and score it.  Each
+    method is a detector of the registry driven by the same Analyzer as ``process``, so its
+    masks are those ``process --method NAME`` writes."""
     seq = load_sequence(seq_dir)
-    names = [_canon(m) for m in methods]
-    runners = {m: make_method(m, params) for m in names}
+    names = list(dict.fromkeys(canonical(m) for m in methods))
+    params = params or Params()
+    runners = {m: Analyzer(make_detector(m, params), fps=FolderSource.FPS) for m in names}
     counts = {m: Counts() for m in names}
     times: dict[str, list[float]] = {m: [] for m in names}
     src = FolderSource(seq.path / "input")
@@ -174,9 +151,10 @@ def evaluate_sequence(seq_dir, methods=("kl_motion",), params: Params | None = N
         if frame is None:
             break
         gt = gt_for(seq, i) if i >= seq.first else None
+        t = (i - 1) / FolderSource.FPS
         for m in names:
             t0 = time.perf_counter()
-            mask = runners[m](frame)
+            mask = runners[m].analyze(frame, t, i).mask
             times[m].append(time.perf_counter() - t0)
             if gt is not None:
                 if mask.shape != gt.shape:
@@ -193,11 +171,6 @@ def evaluate_sequence(seq_dir, methods=("kl_motion",), params: Params | None = N
         c = counts[m]
         out.append(Record(seq.name, m, c.tp, c.fp, c.fn, c.tn, **c.metrics(), ms_per_frame=ms, frames_scored=scored))
     return out
-
-
-def _canon(m: str) -> str:
-    m = m.lower()
-    return "kl_motion" if m in ("kl", "klm", "kl_motion", "kl-motion") else m
 
 
 def mean_records(records: list[Record]) -> list[Record]:

@@ -28,15 +28,26 @@ class FrameResult:
     index: int = 0            # frames seen by the model, this one included
     _model: "MotionModel | None" = field(default=None, repr=False)
     _bg: np.ndarray | None = field(default=None, repr=False)
+    _step: int = field(default=0, repr=False)   # the model's apply() count when this frame was done
 
     @property
     def fg_fraction(self) -> float:
         return float(np.count_nonzero(self.mask == 255)) / self.mask.size
 
     @property
+    def area(self) -> int:
+        """Foreground pixels that count toward motion: the blobs' total area (after min_area)."""
+        return sum(b.area for b in self.blobs)
+
+    @property
     def background(self) -> np.ndarray | None:
-        """The background image as it was when this frame was processed (computed on demand)."""
+        """The background image as it was when this frame was processed: taken at apply time with
+        ``apply(frame, background=True)``, else computed on first access while the model has not
+        processed a later frame (after that it is gone: StateError, never a later frame's)."""
         if self._bg is None and self._model is not None:
+            if self._model._steps != self._step:
+                raise StateError(f"the background of frame {self.index} is gone: the model has processed later "
+                                 "frames (use apply(frame, background=True) to keep it)")
             self._bg = self._model.background()
         return self._bg
 
@@ -58,6 +69,7 @@ class MotionModel:
         self._lock = threading.Lock()
         self._shape: tuple[int, int, int] | None = None   # full-size (H, W, C)
         self._n = 0
+        self._steps = 0            # apply() calls, never reset: tells a FrameResult whether it is the newest
         self._zone_key: tuple[int, int] | None = None
         self._zone: np.ndarray | None = None
         self._relearn = False
@@ -209,9 +221,11 @@ class MotionModel:
                              f"{frame.shape[2]}; call reset() first")
         return frame
 
-    def apply(self, frame: np.ndarray) -> FrameResult:
-        """Score, label and learn one frame. Returns a FrameResult."""
+    def apply(self, frame: np.ndarray, background: bool = False) -> FrameResult:
+        """Score, label and learn one frame. Returns a FrameResult (with its background image
+        taken now when ``background``; see FrameResult.background)."""
         self._take_pending()
+        self._steps += 1
         frame = self._check(frame)
         if self._shape is None:
             self._allocate(frame.shape)
@@ -261,7 +275,8 @@ class MotionModel:
             sx, sy = W / w, H / h
             blobs = [Blob(int(b.x * sx), int(b.y * sy), max(1, int(round(b.w * sx))), max(1, int(round(b.h * sy))),
                           int(round(b.area / area_scale))) for b in blobs]
-        return FrameResult(mask=mask, kl=kl, blobs=blobs, index=self._n, _model=self)
+        return FrameResult(mask=mask, kl=kl, blobs=blobs, index=self._n, _model=self, _step=self._steps,
+                           _bg=self.background() if background else None)
 
     __call__ = apply
 

@@ -24,17 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
 from . import fsnames
+from .analyzer import WARMUP_FRAMES, Analyzer, Detector, make_detector  # noqa: F401  (WARMUP_FRAMES: public)
 from .errors import KLMotionError, OutputError
 from .outlock import OutputLock
-from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
-from .model import MotionModel
+from .events import Event, FrameEvents
 from .overlay import Overlay, draw_overlay
 from .params import Params
-from .postprocess import Blob, clean, zone_mask
 from .sinks import ImageSequenceSink, TextSink, VideoSink, check_new, write_image
 from .sources import Source, classify, open_source
 
@@ -42,7 +40,6 @@ log = logging.getLogger("kl_motion")
 
 _END = object()
 CLIP_MEMORY_BYTES = 256e6   # frames held in memory for event clips (pre-capture / gap), at most
-WARMUP_FRAMES = 1     # at least this many frames after a (re)start never count as motion
 COMPILE_NOTICE_SECONDS = 3.0   # a first frame slower than this: say that numba is compiling
 _compile_notice = threading.Lock()   # held once said: one notice per process
 STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
@@ -165,52 +162,6 @@ class WriterThread:
             raise self.error
 
 
-# ============================================================================ detectors
-@dataclass
-class SimpleResult:
-    """FrameResult-like result of an OpenCV subtractor (no KL map)."""
-    mask: np.ndarray
-    blobs: list[Blob]
-    kl: np.ndarray | None = None
-
-
-class OpenCVDetector:
-    """An OpenCV background subtractor (mog2, knn) behind the model's interface, with
-    the same cleanup and zones as the model, for reference runs."""
-
-    def __init__(self, name: str, params: Params):
-        self.name = name.lower()
-        self.params = params
-        self._zone_key = None
-        self.reset()
-
-    def _make(self):
-        if self.name == "mog2":
-            return cv2.createBackgroundSubtractorMOG2(history=self.params.history, detectShadows=self.params.detect_shadows)
-        if self.name == "knn":
-            return cv2.createBackgroundSubtractorKNN(history=self.params.history, detectShadows=self.params.detect_shadows)
-        raise KLMotionError(f"unknown method {self.name!r} (choose kl, mog2 or knn)")
-
-    def reset(self) -> None:
-        self._sub = self._make()
-
-    relearn = reset
-
-    def apply(self, frame: np.ndarray) -> SimpleResult:
-        raw = self._sub.apply(frame)
-        h, w = raw.shape
-        if self._zone_key != (w, h):
-            self._zone, self._zone_key = zone_mask(self.params, w, h), (w, h)
-        mask, blobs = clean(raw, self.params, self._zone)
-        return SimpleResult(mask, blobs)
-
-
-def make_detector(method: str, params: Params):
-    if method in ("kl", "kl_motion"):
-        return MotionModel(params)
-    return OpenCVDetector(method, params)
-
-
 # ============================================================================ options / report
 @dataclass
 class Options:
@@ -223,7 +174,7 @@ class Options:
     snapshots: bool = False
     clips: bool = False
     force: bool = False
-    method: str = "kl"
+    method: str = "kl_motion"      # a name of the detector registry (kl_motion.analyzer)
     max_frames: int = 0             # 0 = all
     reconnect: bool = False
     reconnect_attempts: int = 0     # 0 = forever
@@ -531,9 +482,12 @@ def notice_if_slow(say: Callable[[], None]) -> threading.Timer:
 
 
 def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
-                  stop: threading.Event | None = None, progress: Callable | None = None) -> InputReport:
+                  stop: threading.Event | None = None, progress: Callable | None = None,
+                  detector: Detector | None = None) -> InputReport:
     """Process one input into ``out_dir``.  Returns a report; a bad input is a report
-    with status 'failed' and a one-line message, not an exception."""
+    with status 'failed' and a one-line message, not an exception.  ``detector`` (default:
+    ``make_detector(opt.method, params)``) is the detector to run, built by the caller with
+    ``params`` (its own parameters are used as they are)."""
     stop = stop or threading.Event()
     shown = redact(fsnames.shown(spec))
     rep = InputReport(input=shown, out_dir=str(out_dir), name=Path(out_dir).name)
@@ -543,7 +497,7 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     t0 = time.perf_counter()
     try:
         with OutputLock(out_dir):      # one run at a time writes this folder
-            _process(spec, Path(out_dir), params, opt, stop, progress, rep)
+            _process(spec, Path(out_dir), params, opt, stop, progress, rep, detector)
     except KLMotionError as e:
         rep.status, rep.message = "failed", fsnames.shown(str(e).replace(str(spec), shown))
     except (KeyboardInterrupt, SystemExit):
@@ -556,7 +510,8 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     return rep
 
 
-def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, rep: InputReport) -> None:
+def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, rep: InputReport,
+             detector: Detector | None = None) -> None:
     paths = output_paths(out_dir, opt)
     check_new(paths.values(), opt.force)
     src = open_input(spec, opt, stop)
@@ -567,7 +522,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         progress(0, info.total_frames if not opt.max_frames else min(opt.max_frames, info.total_frames or opt.max_frames))
     fps = info.fps
     try:
-        detector = make_detector(opt.method, params)
+        if detector is None:
+            detector = make_detector(opt.method, params)
         out_dir.mkdir(parents=True, exist_ok=True)
         outputs = Outputs(paths, opt, fps, params)   # (--force: old snapshots/clips go only once replaced)
     except OSError as e:
@@ -577,13 +533,11 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         src.close()
         raise
     outputs.source = Path(out_dir).name
-    events = EventDetector(params, info.width * info.height)
-    light = LightSwitch(params.lightswitch_fraction, settle_frames_for(params, fps))
+    analyzer = Analyzer(detector, fps=fps)
     reader = ReaderThread(src, opt.queue_size, stop)
     writer = WriterThread(outputs.handle, opt.queue_size)
+    n = 0
     shape = None
-    n = since_reset = 0
-    warmup = max(WARMUP_FRAMES, params.warmup_frames)
     start_wall = time.time()
     t_live0 = None
     ok = True
@@ -593,18 +547,6 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         for frame in reader:
             if stop.is_set():
                 break
-            if shape is not None and frame.shape != shape:
-                log.warning("%s: frame %s changed from %s to %s at frame %d; model reset", redact(info.name),
-                            *_format_change(shape, frame.shape), n + 1)
-                rep.resets += 1
-                detector.reset()
-                light.reset()
-                since_reset = 0
-                ended = events.finish()
-                if ended:
-                    writer.put(_end_only(ended, n))
-                events.set_frame_area(frame.shape[0] * frame.shape[1])
-            shape = frame.shape
             n += 1
             if live:
                 now = time.perf_counter()
@@ -616,24 +558,20 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             first = notice is None
             if first:
                 notice = notice_if_slow(_say_compiling)     # once per process: _say_compiling
-            r = detector.apply(frame)
+            a = analyzer.analyze(frame, t, n)
             if first:
                 notice.cancel()
-            mask = r.mask
-            area = sum(b.area for b in r.blobs)
-            npx = mask.shape[0] * mask.shape[1]
-            since_reset += 1
-            if since_reset <= warmup:   # background still being learned: neither motion nor light switch
-                switched, suppressed = False, True
-            else:
-                switched, suppressed = light.check(cv2.countNonZero(mask) / npx)
-            if switched:
+            if a.reset:
+                log.warning("%s: frame %s changed from %s to %s at frame %d; model reset", redact(info.name),
+                            *_format_change(shape, frame.shape), n)
+                rep.resets += 1
+            shape = frame.shape
+            if a.ended_before:
+                writer.put(_end_only(a.ended_before, n - 1))
+            if a.lightswitch:
                 log.info("%s: light switch at frame %d; re-learning", redact(info.name), n)
-                detector.relearn()
-            fe = events.update(n, t, area, r.blobs, suppressed)
-            act = events.active
-            writer.put(Item(n, t, frame, mask, getattr(r, "kl", None), r.blobs, area / npx, fe,
-                            switched, suppressed, act.id if act is not None else 0))
+            writer.put(Item(n, t, frame, a.mask, a.kl, a.blobs, a.fg_fraction, a.events,
+                            a.lightswitch, a.suppressed, a.event_id))
             if progress is not None:
                 progress(1, None)
             if opt.max_frames and n >= opt.max_frames:
@@ -649,7 +587,7 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         err = reader.error
         if not alive:   # never release a capture another thread is still reading from
             src.close()
-        ended = events.finish()
+        ended = analyzer.finish()
         try:
             if ended:
                 writer.put(_end_only(ended, n))
@@ -657,8 +595,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         finally:
             rep.outputs = outputs.close(ok)
         rep.frames = n
-        rep.events = len(events.events)
-        rep.lightswitches = light.count
+        rep.events = len(analyzer.events)
+        rep.lightswitches = analyzer.lightswitches
         if ok:
             _finish_report(rep, info, err, stop, opt, src)
             summary = dict(rep.to_dict(), started=start_wall, params=params.to_dict(),

@@ -54,8 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .threads import add_argument as add_threads_argument
     add_threads_argument(r)
     r.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop each input after N frames (0 = all)")
-    r.add_argument("--method", default="kl", choices=("kl", "mog2", "knn"),
-                   help="detector: kl (kl_motion, default) or an OpenCV reference subtractor")
+    from .analyzer import detector_names
+    r.add_argument("--method", default="kl_motion", choices=("kl", *detector_names()), metavar="NAME",
+                   help="detector: kl_motion (default; alias kl), or a reference: mog2, knn (OpenCV + kl_motion's "
+                        "cleanup and zones), mog2-raw, knn-raw (OpenCV alone); with cv2.bgsegm also gsoc, cnt, ... "
+                        "(choices: %(choices)s)")
     r.add_argument("--reconnect", action="store_true", help="cameras/streams: reconnect with backoff when they drop")
     r.add_argument("--reconnect-attempts", type=int, default=0, metavar="N",
                    help="give up after N failed reconnects in a row (0 = never)")

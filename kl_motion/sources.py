@@ -91,6 +91,7 @@ class Source:
 
 class FolderSource(Source):
     """Images in a folder, in natural order (a CDnet ``input/`` folder works)."""
+    FPS = 25.0          # the frame rate given to an image folder
 
     def __init__(self, folder: str | Path, grey: bool = False):
         self.folder = Path(folder)
@@ -104,7 +105,7 @@ class FolderSource(Source):
         first = self._load(self.files[0])
         h, w = first.shape[:2]
         self._first: np.ndarray | None = first
-        self.info = VideoInfo(w, h, 25.0, len(self.files), "folder", shown(self.folder))
+        self.info = VideoInfo(w, h, self.FPS, len(self.files), "folder", shown(self.folder))
         self.frames_read = 0
 
     def _load(self, p: Path) -> np.ndarray:

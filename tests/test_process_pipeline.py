@@ -112,16 +112,17 @@ def test_a_slow_first_frame_says_once_that_numba_is_compiling(tmp_path, monkeypa
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    real = pipeline.make_detector
+    from kl_motion.analyzer import make_detector
     monkeypatch.setattr(pipeline, "COMPILE_NOTICE_SECONDS", 0.3)
     monkeypatch.setattr(pipeline, "_compile_notice", threading.Lock())
-    opt = pipeline.Options(max_frames=5, method="mog2")   # OpenCV's: no compile of its own
+    opt = pipeline.Options(max_frames=5)
 
     def said(out, slow, first=True):
-        monkeypatch.setattr(pipeline, "make_detector", (lambda m, p: Slow(real(m, p), first)) if slow else real)
+        det = make_detector("mog2", Params())     # OpenCV's: no compile of its own
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="kl_motion"):
-            rep = pipeline.process_input(str(demo), tmp_path / out, Params(), opt)
+            rep = pipeline.process_input(str(demo), tmp_path / out, Params(), opt,
+                                         detector=Slow(det, first) if slow else det)
         assert rep.status in ("ok", "truncated"), rep.message
         return sum("compiling" in r.getMessage() for r in caplog.records)
 

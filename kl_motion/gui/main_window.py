@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDockWidget, 
                                QFormLayout, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
 
+from ..analyzer import make_detector
 from ..errors import ParameterError, SourceError
-from ..model import MotionModel
 from ..params import Params
 from ..sources import VideoInfo, demo_path as demo_sequence
 from .compose import MODE_LABELS, MODES, ViewSettings
@@ -38,7 +38,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.model_threads = threads        # numba threads for the model (--threads); None: worker.model_threads()
         self.setWindowTitle("kl-motion viewer")
-        self.model = MotionModel(params or Params())
+        self.detector_name = "kl_motion"
+        self.model = make_detector(self.detector_name, params or Params())   # the detector in use
         self.settings = settings or ViewSettings()
         self.worker: Worker | None = None
         self.info: VideoInfo | None = None
@@ -306,7 +307,7 @@ class MainWindow(QMainWindow):
         name = getattr(getattr(spec, "info", None), "name", spec)
         self.view.set_message(f"Opening {name} ...")
         self.setWindowTitle(f"kl-motion viewer - {name}")
-        self.model = MotionModel(self.model.params)
+        self.model = make_detector(self.detector_name, self.model.params)
         w = Worker(spec, self.model, self.settings, playing=self._start_playing, speed=self._speed,
                    stall_timeout=self.stall_timeout)
         w.model_threads = self.model_threads

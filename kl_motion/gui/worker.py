@@ -26,8 +26,9 @@ import numba
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..errors import FrameError, KLMotionError, SourceError
-from ..model import FrameResult, MotionModel
+from ..analyzer import Analysis, Analyzer, Detector
+from ..errors import KLMotionError, SourceError
+from ..model import FrameResult
 from ..pipeline import notice_if_slow
 from ..sources import Source, VideoInfo, open_source
 from .compose import Composer, ViewSettings
@@ -53,13 +54,14 @@ class Packet:
     """One processed frame, ready to paint."""
     image: np.ndarray          # BGR uint8, what the view shows
     frame: np.ndarray          # the input frame
-    result: FrameResult
+    result: FrameResult        # the detector's result (FrameResult, or SimpleResult for OpenCV's)
     position: int              # index of this frame in the source (0-based), -1 for live
     read_ms: float
     model_ms: float
     compose_ms: float
     total_ms: float
     cpu_ms: float = 0.0        # CPU time of the worker thread for this frame (read+model+draw)
+    analysis: Analysis | None = None   # events, light switch (None for a redraw of the same frame)
     t_done: float = field(default_factory=time.perf_counter)
 
 
@@ -214,11 +216,11 @@ class Worker(QObject):
     stateChanged = Signal(bool)    # playing?
     recordingChanged = Signal(str)  # path being recorded to, "" when stopped
 
-    def __init__(self, spec, model: MotionModel, settings: ViewSettings | None = None, playing: bool = True,
+    def __init__(self, spec, detector: Detector, settings: ViewSettings | None = None, playing: bool = True,
                  speed: float = 1.0, stall_timeout: float = 3.0, reconnect: bool = True, parent=None):
         super().__init__(parent)
         self.spec = spec
-        self.model = model
+        self.analyzer = Analyzer(detector)
         self.settings = settings or ViewSettings()
         self.speed = speed                  # 0 = as fast as possible; ignored for live sources
         self.stall_timeout = stall_timeout
@@ -251,7 +253,13 @@ class Worker(QObject):
         self.bg_interval = 0.25
         self._bg = None
         self._bg_time = 0.0
+        self._t_live0: float | None = None
         self.thread = threading.Thread(target=self._run_guarded, name=THREAD_PREFIX + "worker", daemon=True)
+
+    @property
+    def model(self) -> Detector:
+        """The detector in use (MotionModel for kl_motion)."""
+        return self.analyzer.detector
 
     # ------------------------------------------------------------------ control (any thread)
     def start(self):
@@ -384,7 +392,9 @@ class Worker(QObject):
             return
         if self._stop.is_set():
             return
+        self.analyzer.set_fps(self.info.fps)
         self.model.reset()
+        self._t_live0 = None
         emit(self.opened, self.info)
         next_due = time.perf_counter()
         stalled_shown = False
@@ -394,7 +404,7 @@ class Worker(QObject):
             self._handle_recording_request()
             if self._reset:
                 self._reset = False
-                self.model.reset()
+                self.analyzer.reset()
                 self._bg = None
             with self._lock:
                 seek, self._seek = self._seek, None
@@ -522,16 +532,24 @@ class Worker(QObject):
             return True
         return False
 
+    def _frame_time(self) -> tuple[float, int | None]:
+        """(time in s, 1-based index) of the frame just read: a file's own timing, or the wall
+        clock since the first frame for live sources."""
+        if self.live:
+            now = time.perf_counter()
+            if self._t_live0 is None:
+                self._t_live0 = now
+            return now - self._t_live0, None
+        return self.position / (self.info.fps or 25.0), self.position + 1
+
     def _process(self, frame, t0, t1):
-        try:
-            result = self.model.apply(frame)
-        except FrameError:
-            # size changed (camera switched resolution): start a new background
-            self.model.reset()
-            result = self.model.apply(frame)
+        # a frame of another size (camera switched resolution) starts a new background: the Analyzer does it
+        t, index = self._frame_time()
+        a = self.analyzer.analyze(frame, t, index)
+        result = a.result
         t2 = time.perf_counter()
         s = self.settings
-        bg = self._background(t2) if s.needs_background else None
+        bg = self._background(t2, frame.shape) if s.needs_background else None
         image = self.composer.compose(frame, result, s, bg)
         t3 = time.perf_counter()
         self._write(image)
@@ -539,13 +557,13 @@ class Worker(QObject):
         self.frames_processed += 1
         self._publish(Packet(image, frame, result, self.position, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                              (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3,
-                             (time.thread_time() - self._cpu0) * 1e3))
+                             (time.thread_time() - self._cpu0) * 1e3, a))
 
-    def _background(self, now: float):
+    def _background(self, now: float, shape):
         """The background image, recomputed at most every ``bg_interval`` s while playing
         (it changes slowly and costs about as much as a model step at full size)."""
         if (self._bg is None or not self._playing or now - self._bg_time >= self.bg_interval
-                or self._bg.shape[:2] != self.model.frame_shape[:2]):
+                or self._bg.shape[:2] != shape[:2]):
             self._bg = self.model.background()
             self._bg_time = now
         return self._bg
