@@ -33,6 +33,8 @@ switches, the same way for every front end::
         r.lightswitch, r.suppressed, r.event_id, r.reset, r.ended_before
     a.finish()                             # -> events still open, now ended
 
+- ``on_slow_start``: called (from a timer thread) when the first frame takes over
+  ``COMPILE_NOTICE_SECONDS`` (numba compiling the kernels on a new machine); done when analyze returns.
 - ``analyze(frame, time, index=None)``: ``index`` is the 1-based frame number (default: one
   more than the previous), ``time`` its time in seconds.  A frame of another size resets the
   detector first (``r.reset``; events closed by it are in ``r.ended_before``).
@@ -59,6 +61,7 @@ from .params import Params
 from .postprocess import Blob, clean, zone_mask
 
 WARMUP_FRAMES = 1     # at least this many frames after a (re)start never count as motion
+COMPILE_NOTICE_SECONDS = 3.0   # a first frame slower than this: numba is compiling (on_slow_start)
 
 KL_ALIASES = ("kl", "klm", "kl-motion", "kl_motion")
 
@@ -244,6 +247,16 @@ def make_detector(name: str, params: Params | None = None) -> Detector:
 
 
 # ============================================================================ analyser
+def notice_if_slow(say: Callable[[], None]) -> threading.Timer:
+    """A started timer that calls say() (in its own thread) unless it is cancel()led within
+    COMPILE_NOTICE_SECONDS: started before a first frame, cancelled when the frame is done, it
+    tells the user that numba is compiling (the first run on a machine)."""
+    t = threading.Timer(COMPILE_NOTICE_SECONDS, say)
+    t.daemon = True
+    t.start()
+    return t
+
+
 @dataclass
 class Analysis:
     """What the Analyzer says about one frame."""
@@ -276,7 +289,9 @@ class Analysis:
 class Analyzer:
     """Frames in, results + events + light switches out (see the module docstring)."""
 
-    def __init__(self, detector: Detector, params: Params | None = None, fps: float = 25.0):
+    def __init__(self, detector: Detector, params: Params | None = None, fps: float = 25.0,
+                 on_slow_start: Callable[[], None] | None = None):
+        self.on_slow_start = on_slow_start
         if params is not None:
             detector.params = params
         self.detector = detector
@@ -373,7 +388,15 @@ class Analyzer:
             self.event_detector.set_frame_area(frame.shape[0] * frame.shape[1])
         self._shape = frame.shape
         self._n = n = self._n + 1 if index is None else int(index)
-        r = self.detector.apply(frame)
+        notice = None
+        if self.on_slow_start is not None:
+            notice, self.on_slow_start = notice_if_slow(self.on_slow_start), None
+        try:
+            r = self.detector.apply(frame)
+        finally:
+            if notice is not None:
+                notice.cancel()
+                notice.join()         # a notice being said is finished when analyze returns
         mask = r.mask
         area = r.area
         npx = mask.shape[0] * mask.shape[1]
@@ -396,5 +419,5 @@ class Analyzer:
         return self.event_detector.finish()
 
 
-__all__ = ["Analyzer", "Analysis", "OpenCVDetector", "SimpleResult", "DetectorSpec", "DETECTORS", "WARMUP_FRAMES",
+__all__ = ["Analyzer", "Analysis", "COMPILE_NOTICE_SECONDS", "notice_if_slow", "OpenCVDetector", "SimpleResult", "DetectorSpec", "DETECTORS", "WARMUP_FRAMES",
            "canonical", "describe", "detector_names", "gives_kl", "make_detector"]

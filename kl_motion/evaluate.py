@@ -15,11 +15,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .atomic import write_text
 from .analyzer import Analyzer, canonical, detector_names, make_detector
 from .errors import KLMotionError, SourceError
 from .params import Params
 from .fsnames import imread
-from .sources import FolderSource, natural_key
+from .sources import IMAGE_EXTS, FolderSource, natural_key
 
 
 @dataclass
@@ -92,7 +93,7 @@ def load_sequence(seq_dir: str | Path) -> Sequence:
     inp, gtd = d / "input", d / "groundtruth"
     if not inp.is_dir() or not gtd.is_dir():
         raise SourceError(f"{d}: not in the CDnet layout (needs input/ and groundtruth/)")
-    inputs = sorted((p for p in inp.iterdir() if p.suffix.lower() in (".jpg", ".png", ".jpeg", ".bmp")),
+    inputs = sorted((p for p in inp.iterdir() if p.suffix.lower() in IMAGE_EXTS),
                     key=lambda p: natural_key(p.name))
     gts = sorted((p for p in gtd.iterdir() if p.suffix.lower() in (".png", ".bmp")), key=lambda p: natural_key(p.name))
     if not inputs:
@@ -204,12 +205,9 @@ def format_table(records: list[Record]) -> str:
 
 
 def write_json(records: list[Record], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
     data = []
     for r in records:
         d = asdict(r)
         d.pop("extra", None)
         data.append(d)
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2) + "\n")

@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from . import kernels
+from .atomic import atomic_path
 from .errors import FrameError, FrameTypeError, StateError
 from .params import Params, needs_reset
 from .postprocess import Blob, clean, zone_mask
@@ -313,12 +314,10 @@ class MotionModel:
         """Save the learned state and parameters to an .npz file (no pickle)."""
         if self._shape is None:
             raise StateError("nothing to save: the model has not seen a frame")
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part.npz")
-        np.savez_compressed(tmp, version=np.int64(STATE_VERSION), shape=np.array(self._shape, np.int64),
-                            frames_seen=np.int64(self._n), gmm=self._gmm, nmodes=self._nmodes, cur=self._cur,
-                            params=np.array(self._params.to_toml(comments=False)))
-        tmp.replace(path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:    # a file object: numpy adds no .npz
+            np.savez_compressed(f, version=np.int64(STATE_VERSION), shape=np.array(self._shape, np.int64),
+                                frames_seen=np.int64(self._n), gmm=self._gmm, nmodes=self._nmodes, cur=self._cur,
+                                params=np.array(self._params.to_toml(comments=False)))
 
     @classmethod
     def load(cls, path: str | Path, params: Params | None = None, max_pixels: int | None = None) -> "MotionModel":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
 from .errors import ParameterError
 
 
@@ -178,10 +179,7 @@ class Params:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(self.to_toml(), encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, self.to_toml())
 
 
 # ----------------------------------------------------------------------

@@ -100,7 +100,7 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 # ---------------------------------------------------------------------------- helpers
 def _options(args):
-    from .pipeline import Options
+    from .outputs import Options
     return Options(mask=args.mask, mask_format=args.mask_format, overlay=args.overlay, bins=args.bins,
                    stats=args.stats, events=args.events, snapshots=args.snapshots, clips=args.clips,
                    force=args.force, method=args.method, max_frames=max(0, args.max_frames),
@@ -108,14 +108,10 @@ def _options(args):
                    reconnect_delay=max(0.01, args.reconnect_delay), stream_timeout=max(0.1, args.stream_timeout))
 
 
-VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".webm", ".wmv",
-              ".flv", ".3gp", ".mjpeg", ".mjpg", ".h264", ".h265", ".hevc", ".dav", ".asf", ".ogv"}
-
-
 def expand_inputs(inputs: list[str]) -> list[str]:
     """A folder without images but with video files (a folder of clips) stands for
     its videos, in natural order; everything else is kept as given."""
-    from .sources import IMAGE_EXTS, classify, natural_key
+    from .sources import IMAGE_EXTS, VIDEO_EXTS, classify, natural_key
     out = []
     for spec in inputs:
         if classify(spec) == "folder":
@@ -177,7 +173,7 @@ def _bar(quiet: bool, total, desc: str, unit: str = "frame"):
 
 # ---------------------------------------------------------------------------- run
 def run(args) -> int:
-    from .cli import params_from_args, with_demo
+    from .flags import params_from_args, with_demo
     from .fsnames import is_utf8, shown
     from .pipeline import process_input
     from .postprocess import zone_mask
@@ -267,7 +263,8 @@ def run(args) -> int:
     interrupted = stop.is_set()
     if interrupted:
         from .fsnames import shown
-        from .pipeline import InputReport, redact
+        from .outputs import InputReport
+        from .sources import redact
         done = {r.out_dir for r in reports}
         for spec, d in zip(inputs, dirs):
             if d not in done:
@@ -285,7 +282,8 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
     from .fsnames import shown
-    from .pipeline import InputReport, redact
+    from .outputs import InputReport
+    from .sources import redact
 
     log.debug("%d jobs x %d thread(s) each", jobs, threads)
     bar = _bar(args.quiet, len(inputs), "inputs", unit="input")

@@ -5,6 +5,8 @@ file under its final name is always complete and playable.  No Qt here.
 - ``ImageSequenceSink``: a folder of PNGs (CDnet ``binNNNNNN.png``), folder renamed on close
 - ``TextSink``: CSV / JSONL text, line-buffered
 - ``check_new``: refuse to overwrite existing outputs without ``force``
+- ``write_image``: one JPEG/PNG
+(The write-then-rename itself is ``kl_motion.atomic``.)
 """
 from __future__ import annotations
 
@@ -16,9 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import PART, atomic_path, finish as _finish, part_name  # noqa: F401  (part_name: public here too)
 from .errors import OutputError
-
-PART = ".part"
 
 # A write stops with "disk full" when less than this is left on the output's device: OpenCV's video
 # writer does not report a failed write (FFmpeg drops it), so the free space is checked before
@@ -73,11 +74,6 @@ CODECS = {
 }
 
 
-def part_name(path: Path) -> Path:
-    """``mask.mkv`` -> ``mask.part.mkv`` (the extension stays last so the muxer is chosen right)."""
-    return path.with_name(path.stem + PART + path.suffix)
-
-
 def check_new(paths, force: bool) -> None:
     """Raise OutputError if any of ``paths`` exists (a folder holding a complete file counts) and
     not ``force``.  Leftover ``.part`` files of a killed run do not count: they are incomplete and
@@ -88,18 +84,6 @@ def check_new(paths, force: bool) -> None:
         p = Path(p)
         if p.is_file() or p.is_dir() and any(PART not in q.name for q in p.iterdir()):
             raise OutputError(f"{p} exists (use --force to overwrite)")
-
-
-def _finish(tmp: Path, final: Path, ok: bool) -> Path:
-    if not ok:
-        return tmp
-    try:
-        if tmp.is_dir() and final.exists():
-            shutil.rmtree(final) if final.is_dir() else final.unlink()
-        os.replace(tmp, final)
-    except OSError as e:
-        raise OutputError(f"cannot rename {tmp} to {final}: {e}") from None
-    return final
 
 
 class VideoSink:
@@ -299,7 +283,7 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 90) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     check_space(path.parent)
-    tmp = part_name(path)
-    if not cv2.imwrite(str(tmp), img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
-        raise OutputError(f"cannot write {path}")
-    return _finish(tmp, path, True)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
+            raise OutputError(f"cannot write {path}")
+    return path

@@ -1,6 +1,9 @@
 """Video sources behind one interface: files, image folders, cameras and stream URLs.
 
-Every failure is a SourceError with a one-line message.
+Every failure is a SourceError with a one-line message.  A source's ``info`` (VideoInfo) says
+what it can do: ``live`` (frames come in real time: cameras, streams), ``seekable`` and
+``fps_known``; ``kind`` is only a label for people and summaries.  The one list of media file
+extensions (``IMAGE_EXTS``, ``VIDEO_EXTS``) is here too.
 """
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ from .errors import SourceError
 from .fsnames import capture_path, imread, is_utf8, shown
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".webm", ".wmv",
+              ".flv", ".3gp", ".mjpeg", ".mjpg", ".h264", ".h265", ".hevc", ".dav", ".asf", ".ogv", ".gif"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
+LIVE_KINDS = ("camera", "stream")
 
 
 def quiet_opencv() -> None:
@@ -40,8 +46,19 @@ class VideoInfo:
     height: int
     fps: float
     total_frames: int | None  # None when unknown (cameras, streams)
-    kind: str                 # "file", "folder", "camera", "stream"
+    kind: str                 # "file", "folder", "camera", "stream": a label, test the capabilities below
     name: str
+    live: bool | None = None        # frames come in real time (camera, stream); default from kind
+    seekable: bool | None = None    # seek(index) works; default: not live
+    fps_known: bool | None = None   # fps is the source's own, not a default; default: not live
+
+    def __post_init__(self):
+        if self.live is None:
+            self.live = self.kind in LIVE_KINDS
+        if self.seekable is None:
+            self.seekable = not self.live
+        if self.fps_known is None:
+            self.fps_known = not self.live
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -52,7 +69,18 @@ def natural_key(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
+def redact(spec: str) -> str:
+    """A URL as shown to users: a password in it is replaced by ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", str(spec), flags=re.I)
+
+
+def is_live(spec: str | int | Path) -> bool:
+    """Whether a spec names a camera or a stream (before opening it)."""
+    return classify(spec) in LIVE_KINDS
+
+
 def classify(spec: str | int | Path) -> str:
+    """The kind of a spec: "camera", "stream", "folder" or "file"."""
     s = str(spec)
     if isinstance(spec, int) or re.fullmatch(r"\d+", s):
         return "camera"
@@ -105,7 +133,8 @@ class FolderSource(Source):
         first = self._load(self.files[0])
         h, w = first.shape[:2]
         self._first: np.ndarray | None = first
-        self.info = VideoInfo(w, h, self.FPS, len(self.files), "folder", shown(self.folder))
+        self.info = VideoInfo(w, h, self.FPS, len(self.files), "folder", shown(self.folder), live=False,
+                              seekable=True, fps_known=False)
         self.frames_read = 0
 
     def _load(self, p: Path) -> np.ndarray:
@@ -208,11 +237,14 @@ class CaptureSource(Source):
             raise
         self.cap: cv2.VideoCapture | None = cap
         self._first: np.ndarray | None = first
+        live = kind in LIVE_KINDS
         fps = cap.get(cv2.CAP_PROP_FPS)
-        if not fps or not np.isfinite(fps) or fps <= 0 or fps > 1000:
-            fps = 25.0 if kind == "file" else 30.0
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "file" else 0
-        self.info = VideoInfo(first.shape[1], first.shape[0], float(fps), n if n > 0 else None, kind, name)
+        fps_known = bool(fps) and np.isfinite(fps) and 0 < fps <= 1000
+        if not fps_known:
+            fps = 30.0 if live else 25.0
+        n = 0 if live else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.info = VideoInfo(first.shape[1], first.shape[0], float(fps), n if n > 0 else None, kind, name,
+                              live=live, seekable=not live, fps_known=bool(fps_known))
         self.frames_read = 0
 
     def read(self):
@@ -228,7 +260,7 @@ class CaptureSource(Source):
         return f
 
     def seek(self, index: int) -> None:
-        if self.kind != "file":
+        if not self.info.seekable:
             raise SourceError(f"{shown(self.spec)}: cannot seek in a {self.kind}")
         if self.cap is None:
             raise SourceError(f"{self.spec}: cannot seek: the source is closed")

@@ -448,6 +448,26 @@ def test_mjpeg_stream_shows_frames_then_reports_the_drop(make_window, qtbot):
         assert running_threads() == []
 
 
+def test_mjpeg_stream_that_drops_is_reconnected_through_streams(make_window, qtbot):
+    """The viewer reconnects through kl_motion.streams.ReconnectingSource: frames of the second
+    connection are shown and the 'Lost ... reconnecting' message goes away."""
+    from mjpeg_server import MJPEGServer
+    from kl_motion.streams import ReconnectingSource
+    with MJPEGServer(frames_per_connection=30, connections=2, fps=50.0) as srv:
+        w = make_window(source=srv.url)
+        qtbot.waitUntil(lambda: w.frames_shown >= 3, timeout=WAIT)
+        assert isinstance(w.worker.source, ReconnectingSource)
+        said = []
+        w.worker.message.connect(said.append)
+        qtbot.waitUntil(lambda: srv.connections >= 2 and w.worker.source.reconnects == 1, timeout=WAIT)
+        n = w.frames_shown
+        qtbot.waitUntil(lambda: w.frames_shown > n + 3, timeout=WAIT)    # frames of the second connection
+        assert any(m.startswith("Lost") and "reconnecting" in m for m in said)
+        qtbot.waitUntil(lambda: w.view.message == "", timeout=WAIT)
+        w.close()
+        assert running_threads() == []
+
+
 def test_keyboard_shortcuts(make_window, qtbot):
     w = make_window()
     pause_at(qtbot, w, 10)
@@ -493,7 +513,7 @@ def test_view_without_a_display_is_a_one_line_error():
 def test_slow_first_frame_says_the_detector_is_compiling(make_window, qtbot, monkeypatch):
     import time
 
-    from kl_motion import pipeline
+    from kl_motion import analyzer
 
     real = MotionModel.apply
     calls = []
@@ -504,7 +524,7 @@ def test_slow_first_frame_says_the_detector_is_compiling(make_window, qtbot, mon
             time.sleep(1.5)
         return real(self, frame)
 
-    monkeypatch.setattr(pipeline, "COMPILE_NOTICE_SECONDS", 0.2)
+    monkeypatch.setattr(analyzer, "COMPILE_NOTICE_SECONDS", 0.2)
     monkeypatch.setattr(MotionModel, "apply", slow_first)
     w = make_window()
     qtbot.waitUntil(lambda: "Compiling" in w.view.message, timeout=WAIT)

@@ -113,7 +113,8 @@ def test_a_slow_first_frame_says_once_that_numba_is_compiling(tmp_path, monkeypa
             return getattr(self.inner, name)
 
     from kl_motion.analyzer import make_detector
-    monkeypatch.setattr(pipeline, "COMPILE_NOTICE_SECONDS", 0.3)
+    from kl_motion import analyzer
+    monkeypatch.setattr(analyzer, "COMPILE_NOTICE_SECONDS", 0.3)
     monkeypatch.setattr(pipeline, "_compile_notice", threading.Lock())
     opt = pipeline.Options(max_frames=5)
 

@@ -5,7 +5,7 @@ import glob
 import os
 import sys
 
-from ..cli import params_from_args
+from ..flags import params_from_args
 from ..errors import KLMotionError
 from ..threads import check as check_threads
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDockWidget, 
 from ..analyzer import make_detector
 from ..errors import ParameterError, SourceError
 from ..params import Params
-from ..sources import VideoInfo, demo_path as demo_sequence
+from ..sources import VIDEO_EXTS, VideoInfo, demo_path as demo_sequence
 from .compose import MODE_LABELS, MODES, ViewSettings
 from .controls import ParamControls
 from .video_view import VideoView
@@ -346,8 +346,8 @@ class MainWindow(QMainWindow):
             self.open_source(str(p))
 
     def pick_file(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm "
-                                              "*.m4v *.mpg *.mpeg *.wmv *.gif);;All files (*)")
+        exts = " ".join(f"*{e}" for e in sorted(VIDEO_EXTS))
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", f"Videos ({exts});;All files (*)")
         if path:
             self.open_source(path)
 
@@ -371,11 +371,11 @@ class MainWindow(QMainWindow):
         self.info = info
         self.view.set_message("")
         self.last_error = ""
-        seekable = info.kind in ("file", "folder") and bool(info.total_frames)
+        seekable = info.seekable and bool(info.total_frames)
         self.seekbar.setEnabled(seekable)
         self.seekbar.setRange(0, max(0, (info.total_frames or 1) - 1))
         for wdg in (self.btn_back, self.btn_step, self.speed_box):
-            wdg.setEnabled(info.kind in ("file", "folder"))
+            wdg.setEnabled(info.seekable)
         self.setWindowTitle(f"kl-motion viewer - {Path(info.name).name or info.name} "
                             f"({info.width}x{info.height}, {info.kind})")
 

@@ -19,23 +19,21 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import cv2
 import numba
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..analyzer import Analysis, Analyzer, Detector
-from ..errors import KLMotionError, SourceError
+from ..errors import KLMotionError, OutputError, SourceError
 from ..model import FrameResult
-from ..pipeline import notice_if_slow
-from ..sources import Source, VideoInfo, open_source
+from ..sinks import VideoSink
+from ..sources import Source, VideoInfo, is_live, open_source
+from ..streams import ReconnectingSource, open_live
 from .compose import Composer, ViewSettings
 from .qtcompat import emit
 
 THREAD_PREFIX = "kl-motion-"
-LIVE_KINDS = ("camera", "stream")
 
 
 def model_threads() -> int:
@@ -220,7 +218,8 @@ class Worker(QObject):
                  speed: float = 1.0, stall_timeout: float = 3.0, reconnect: bool = True, parent=None):
         super().__init__(parent)
         self.spec = spec
-        self.analyzer = Analyzer(detector)
+        self.analyzer = Analyzer(detector, on_slow_start=self._say_compiling)
+        self._said_compiling = False
         self.settings = settings or ViewSettings()
         self.speed = speed                  # 0 = as fast as possible; ignored for live sources
         self.stall_timeout = stall_timeout
@@ -280,7 +279,7 @@ class Worker(QObject):
 
     @property
     def live(self) -> bool:
-        return self.info is not None and self.info.kind in LIVE_KINDS
+        return self.info is not None and self.info.live
 
     @property
     def idle(self) -> bool:
@@ -371,7 +370,13 @@ class Worker(QObject):
 
     def _open(self) -> bool:
         try:
-            self.source = self.spec if isinstance(self.spec, Source) else open_source(self.spec)
+            if isinstance(self.spec, Source):
+                self.source = self.spec
+            elif is_live(self.spec) and self.reconnect:    # cameras and streams reconnect (kl_motion.streams)
+                self.source = ReconnectingSource(self.spec, stop=self._stop, first=open_live(self.spec),
+                                                 max_delay=5.0, on_status=self._on_stream_status)
+            else:
+                self.source = open_source(self.spec)
         except KLMotionError as e:
             emit(self.failed, str(e))
             return False
@@ -398,7 +403,6 @@ class Worker(QObject):
         emit(self.opened, self.info)
         next_due = time.perf_counter()
         stalled_shown = False
-        first = True
         while not self._stop.is_set():
             self._busy = False
             self._handle_recording_request()
@@ -440,10 +444,8 @@ class Worker(QObject):
                 if self.live:
                     g = self._grabber
                     if g is not None and g.ended:
-                        if not self._lost():
-                            return
-                        next_due = time.perf_counter()
-                        continue
+                        self._lost()
+                        return
                     # stalled: no frame within the timeout
                     if not stalled_shown and time.perf_counter() - (g.last_time if g else t0) > self.stall_timeout:
                         emit(self.message, f"No frames from {self.info.name} for {self.stall_timeout:g} s "
@@ -466,34 +468,20 @@ class Worker(QObject):
                     self._steps = max(0, self._steps - 1)
             self.position = -1 if self.live else self.position + 1
             t1 = time.perf_counter()
-            if first:
-                first = False
-                self._process_first(frame, t0, t1)
-            else:
-                self._process(frame, t0, t1)
+            self._process(frame, t0, t1)
+            if self._said_compiling:          # the first frame was slow and said so: done now
+                self._said_compiling = False
+                emit(self.message, "")
             if not self.live and self.info.fps > 0 and self.speed > 0:
                 period = 1.0 / (self.info.fps * self.speed)
                 next_due = max(next_due + period, time.perf_counter() - period)
             else:
                 next_due = time.perf_counter()
 
-    def _process_first(self, frame, t0, t1):
-        """_process, saying over the video that numba is compiling if it is slow (the first run on
-        a machine: pipeline.notice_if_slow), and clearing that when done."""
-        said = []
-
-        def say():
-            said.append(True)
-            emit(self.message, "Compiling the detector (first run on this machine, about a minute)...")
-
-        t = notice_if_slow(say)
-        try:
-            self._process(frame, t0, t1)
-        finally:
-            t.cancel()
-            t.join()
-            if said:
-                emit(self.message, "")
+    def _say_compiling(self):
+        """The Analyzer's first frame is slow (numba compiling on a new machine): say so over the video."""
+        self._said_compiling = True
+        emit(self.message, "Compiling the detector (first run on this machine, about a minute)...")
 
     def _read(self):
         if self._grabber is not None:
@@ -507,30 +495,19 @@ class Worker(QObject):
             emit(self.message, f"Read error: {e}")
             return None
 
-    def _lost(self) -> bool:
-        """A live source ended: say so and try to reopen it until stopped. False = give up (stopping)."""
-        name = self.info.name
-        if not self.reconnect or isinstance(self.spec, Source):
-            emit(self.message, f"Lost {name}")
-            self._stop.wait()
-            return False
-        attempt = 0
-        while not self._stop.is_set():
-            attempt += 1
-            emit(self.message, f"Lost {name} - reconnecting (attempt {attempt})")
-            if self._grabber is not None:
-                self._grabber.stop(0.2)
-                self._grabber = None
-            _close_quietly(self.source)
-            try:
-                self.source = open_source(self.spec)
-            except KLMotionError:
-                self._stop.wait(2.0)
-                continue
-            self._grabber = _Grabber(self.source, THREAD_PREFIX + "grabber")
+    def _lost(self) -> None:
+        """A live source ended for good (no reconnecting, or it gave up): say so and wait to be stopped."""
+        gave_up = getattr(self.source, "gave_up", False)
+        emit(self.message, f"Lost {self.info.name}" + (" (reconnecting gave up)" if gave_up else ""))
+        self._stop.wait()
+
+    def _on_stream_status(self, state: str, attempt: int) -> None:
+        """ReconnectingSource's news (from the grabber thread), shown over the video."""
+        name = self.info.name if self.info is not None else str(self.spec)
+        if state in ("dropped", "retrying"):
+            emit(self.message, f"Lost {name} - reconnecting" + (f" (attempt {attempt})" if attempt else ""))
+        elif state == "reconnected":
             emit(self.message, "")
-            return True
-        return False
 
     def _frame_time(self) -> tuple[float, int | None]:
         """(time in s, 1-based index) of the frame just read: a file's own timing, or the wall
@@ -600,31 +577,40 @@ class Worker(QObject):
             emit(self.recordingChanged, req)
 
     def _write(self, image):
+        """Record the shown image (kl_motion.sinks.VideoSink: written under a .part name, renamed when
+        the recording stops)."""
         if self._rec_path is None:
             return
-        if self._writer is None:
-            h, w = image.shape[:2]
-            path = Path(self._rec_path)
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-            fps = self.info.fps if self.info and self.info.fps > 0 else 25.0
-            wr = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
-            if not wr.isOpened():
-                self._rec_path = None
-                emit(self.recordingChanged, "")
-                emit(self.message, f"{path}: cannot write video here")
-                return
-            self._writer, self._writer_size = wr, (w, h)
-        if (image.shape[1], image.shape[0]) != self._writer_size:
-            image = cv2.resize(image, self._writer_size)
-        self._writer.write(np.ascontiguousarray(image))
+        try:
+            if self._writer is None:
+                fps = self.info.fps if self.info and self.info.fps > 0 else 25.0
+                self._writer = VideoSink(self._rec_path, fps, color=True)
+            self._writer.write(np.ascontiguousarray(image))
+        except OutputError as e:
+            w, self._writer = self._writer, None
+            if w is not None:
+                _close_quietly_sink(w)
+            self._rec_path = None
+            emit(self.recordingChanged, "")
+            emit(self.message, f"{e}")
 
     def _close_writer(self):
         if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+            w, self._writer = self._writer, None
+            try:
+                w.close(ok=True)
+            except OutputError as e:
+                emit(self.message, str(e))
         if self._rec_path is not None:
             self._rec_path = None
             emit(self.recordingChanged, "")
+
+
+def _close_quietly_sink(sink) -> None:
+    try:
+        sink.close(ok=False)
+    except Exception:
+        pass
 
 
 def _close_quietly(src: Source) -> None:
