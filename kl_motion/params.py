@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .atomic import write_text
 from .errors import ParameterError
+
+try:
+    import tomllib                      # Python >= 3.11
+except ModuleNotFoundError:             # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
 
 
 CONFIG_MAX_BYTES = 1 << 20    # a config file larger than this is refused

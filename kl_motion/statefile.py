@@ -9,7 +9,6 @@ problem is a StateError naming the file.
 """
 from __future__ import annotations
 
-import tomllib
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ import numpy as np
 
 from .errors import StateError
 from .fsnames import shown
+from .params import tomllib        # tomllib, or tomli on Python 3.10
 
 MAX_PIXELS = 1 << 24          # 16.8 million detection pixels (4096 x 4096; 8K UHD at scale 0.7)
 MAX_FRAMES_SEEN = 1 << 53
