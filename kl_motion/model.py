@@ -15,8 +15,8 @@ from .atomic import atomic_path
 from .errors import FrameError, FrameTypeError, StateError
 from .params import Params, needs_reset
 from .postprocess import Blob, clean, zone_mask
+from .statefile import STATE_VERSION
 
-STATE_VERSION = 1
 _DILATE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))   # restless feedback: 7 > 5, 11, 17 (docs/accuracy.md)
 
 

@@ -19,6 +19,7 @@ from .errors import StateError
 from .fsnames import shown
 from .params import tomllib        # tomllib, or tomli on Python 3.10
 
+STATE_VERSION = 1             # the layout MotionModel.save writes (model.py imports it from here)
 MAX_PIXELS = 1 << 24          # 16.8 million detection pixels (4096 x 4096; 8K UHD at scale 0.7)
 MAX_FRAMES_SEEN = 1 << 53
 MAX_PARAMS_CHARS = 1 << 16
@@ -66,7 +67,6 @@ def read_state(path: str | Path, layout: Callable, max_pixels: int = MAX_PIXELS
             with np.load(path, allow_pickle=False) as z:
                 small = {k: z[k] for k in ("version", "shape", "frames_seen", "params")}
                 version = int(small["version"])
-                from .model import STATE_VERSION
                 if version != STATE_VERSION:
                     raise StateError(f"{name}: state version {version}, this kl_motion reads {STATE_VERSION}")
                 H, W, C = (int(v) for v in small["shape"])
