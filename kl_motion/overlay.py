@@ -80,12 +80,26 @@ def kl_heatmap(kl: np.ndarray, vmax: float = 30.0) -> np.ndarray:
     return cv2.applyColorMap(cv2.convertScaleAbs(kl, alpha=255.0 / max(vmax, 1e-6)), cv2.COLORMAP_TURBO)
 
 
-def colour_scale(height: int, vmax: float, width: int = 40) -> np.ndarray:
-    """A vertical colour bar for kl_heatmap, labelled 0 and vmax."""
+def threshold_row(height: int, vmax: float, threshold: float) -> int:
+    """The row of a colour_scale bar of ``height`` where ``threshold`` lies (row 0 = vmax; a threshold
+    above vmax is drawn at the top)."""
+    t = min(max(float(threshold) / max(vmax, 1e-6), 0.0), 1.0)
+    return int(round((1.0 - t) * (height - 1)))
+
+
+def colour_scale(height: int, vmax: float, width: int = 40, threshold: float | None = None) -> np.ndarray:
+    """A vertical colour bar for kl_heatmap, labelled 0 and vmax; with ``threshold``, a white line
+    across the bar at the threshold's level and its value beside it (a caret when it is above vmax)."""
     ramp = np.linspace(255, 0, height).astype(np.uint8)[:, None].repeat(width // 2, axis=1)
     bar = cv2.applyColorMap(ramp, cv2.COLORMAP_TURBO)
     out = np.zeros((height, width, 3), np.uint8)
     out[:, : width // 2] = bar
     cv2.putText(out, f"{vmax:g}", (0, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1)
     cv2.putText(out, "0", (width // 2 + 2, height - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1)
+    if threshold is not None:
+        y = threshold_row(height, vmax, threshold)
+        out[max(0, y - 1):y + 1, : width // 2 + 3] = 255           # a 2-pixel line over the bar
+        label = f"{threshold:g}" + ("^" if threshold > vmax else "")
+        ty = min(max(y + 4, 22), height - 14)                       # clear of the 0 and vmax labels
+        cv2.putText(out, label, (width // 2 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1)
     return out

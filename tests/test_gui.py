@@ -549,3 +549,104 @@ def test_threads_option_reaches_the_model(make_window, qtbot, monkeypatch, threa
     w = make_window(threads=threads)
     wait_position(qtbot, w, 3)
     assert seen and set(seen) == {threads}, seen
+
+
+# ---------------------------------------------------------------------------- events, timeline, detectors (issue 12)
+def two_event_clip(path):
+    """An MJPG .avi, 160x120 at 25 fps, 150 frames: a bright square moves during frames 25-44 and
+    110-129 (2.6 s apart: two events with the default event_gap of 2 s)."""
+    import cv2
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (160, 120))
+    rng = np.random.default_rng(0)
+    for i in range(150):
+        f = cv2.add(np.full((120, 160, 3), 90, np.uint8), rng.integers(0, 3, (120, 160, 3), dtype=np.uint8))
+        for a in (25, 110):
+            if a <= i < a + 20:
+                x = 10 + 5 * (i - a)
+                cv2.rectangle(f, (x, 40), (x + 30, 80), (250, 250, 250), -1)
+        vw.write(f)
+    vw.release()
+    return path
+
+
+def play_to_end(qtbot, w, last):
+    qtbot.waitUntil(lambda: w.packet is not None and w.packet.position == last and not w.worker.playing,
+                    timeout=4 * WAIT)
+    qtbot.wait(50)                      # the end-of-input event signal is queued before the last state change
+
+
+def span_runs(w) -> int:
+    """Event spans painted on the timeline: runs of the span colour along its top band."""
+    from kl_motion.gui.timeline import SPAN_COLOUR
+    img = w.timeline.grab().toImage()
+    runs, inside = 0, False
+    for x in range(img.width()):
+        c = img.pixelColor(x, 1)
+        on = (c.red(), c.green(), c.blue()) == (SPAN_COLOUR.red(), SPAN_COLOUR.green(), SPAN_COLOUR.blue())
+        runs += on and not inside
+        inside = on
+    return runs
+
+
+def test_event_list_fills_and_a_click_seeks_to_the_event(make_window, qtbot):
+    w = make_window()
+    play_to_end(qtbot, w, 149)
+    assert w.event_list.count() == len(w.event_items) == len(w.worker.events) >= 1
+    item, ev = w.event_list.item(0), w.event_items[0].event
+    assert not item.icon().isNull() and "peak" in item.text()       # thumbnail, start, duration, peak
+    assert f"{ev.duration:.1f} s" in item.text()
+    rect = w.event_list.visualItemRect(item)
+    qtbot.mouseClick(w.event_list.viewport(), Qt.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: w.packet.position == ev.start_frame - 1, timeout=WAIT)
+
+
+def test_timeline_draws_one_span_per_event(make_window, qtbot, tmp_path):
+    clip = two_event_clip(tmp_path / "two.avi")
+    w = make_window(source=clip)
+    play_to_end(qtbot, w, 149)
+    assert [(e.event.start_frame // 10, e.event.end_frame // 10) for e in w.event_items] == [(2, 4), (11, 13)]
+    assert span_runs(w) == 2 == w.timeline.spans_drawn
+    assert np.isfinite(w.worker.timeline.fg).all() and np.isfinite(w.worker.timeline.kl).all()
+
+
+def test_an_event_slider_change_alters_the_next_events(make_window, qtbot, tmp_path):
+    """motion_area set with its spin box after the first event: the second motion makes no event."""
+    clip = two_event_clip(tmp_path / "two.avi")
+    w = make_window(source=clip, speed=0.5)            # half speed: the edit lands between the two motions
+    qtbot.waitUntil(lambda: len(w.events_received) == 1, timeout=8 * WAIT)
+    assert w.packet.position < 108
+    w.controls.row("motion_area").spin.setValue(0.5)       # as a user does: through the widget
+    assert w.params.motion_area == 0.5
+    w.set_speed(0.0)
+    play_to_end(qtbot, w, 149)
+    assert len(w.events_received) == 1 and w.timeline.motion_area == 0.5
+
+
+def test_switching_the_detector_keeps_the_video_playing(make_window, qtbot):
+    from kl_motion.analyzer import OpenCVDetector
+    w = make_window(speed=1.0)
+    wait_position(qtbot, w, 10)
+    pos = w.packet.position
+    w.detector_box.setCurrentIndex(w.detector_box.findData("mog2"))
+    assert w.detector_name == "mog2" and w.worker.playing
+    qtbot.waitUntil(lambda: isinstance(w.worker.model, OpenCVDetector) and w.packet.result.kl is None, timeout=WAIT)
+    p = w.packet.position
+    qtbot.waitUntil(lambda: w.packet.position >= p + 5, timeout=WAIT)     # still playing, new frames
+    assert w.worker.playing and w.packet.position > pos and w.last_error == ""
+    w.set_mode("heatmap")                                  # no KL map: the view still draws
+    qtbot.waitUntil(lambda: w.packet.image.shape == (240, 320, 3) and w.worker.playing, timeout=WAIT)
+
+
+@pytest.mark.parametrize("clip", ["demo", "two"])
+def test_viewer_and_process_give_the_same_events(make_window, qtbot, tmp_path, clip):
+    from kl_motion.pipeline import Options, process_input
+    src = DEMO if clip == "demo" else two_event_clip(tmp_path / "two.avi")
+    rep = process_input(str(src), tmp_path / "out", Params(), Options())
+    assert rep.status == "ok", rep.message
+    lines = (tmp_path / "out" / "events.jsonl").read_text().splitlines()
+    import json
+    want = [{k: v for k, v in json.loads(x).items() if k != "source"} for x in lines]
+    w = make_window(source=src)
+    play_to_end(qtbot, w, rep.frames - 1)
+    got = [e.event.to_dict() for e in w.events_received]
+    assert want and got == want

@@ -7,19 +7,22 @@ from pathlib import Path
 
 import cv2
 from PySide6.QtCore import Qt, QTimer, QSignalBlocker
-from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QAction, QColor, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
-                               QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout, QWidget)
+                               QFormLayout, QHBoxLayout, QInputDialog, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QPushButton, QScrollArea, QSlider, QStyle, QVBoxLayout,
+                               QWidget)
 
-from ..analyzer import make_detector
+from ..analyzer import detector_names, describe, make_detector
 from ..errors import ParameterError, SourceError
 from ..params import Params
 from ..sources import VIDEO_EXTS, VideoInfo, demo_path as demo_sequence
 from .compose import MODE_LABELS, MODES, ViewSettings
 from .controls import ParamControls
+from .timeline import MotionTimeline
 from .video_view import VideoView
-from .worker import Packet, Worker
+from .worker import THUMB_WIDTH, EventItem, Packet, Worker
 
 SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", 0.0)]
 
@@ -40,6 +43,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("kl-motion viewer")
         self.detector_name = "kl_motion"
         self.model = make_detector(self.detector_name, params or Params())   # the detector in use
+        self.compare_name = "mog2"           # shown beside it in the 2x2 grid ("" = the background)
+        self._compare = None
+        self.event_items: list[EventItem] = []       # the list's events, by start (a replay replaces them)
+        self.events_received: list[EventItem] = []   # every event the worker reported, in order
+        self._timeline_t = 0.0
         self.settings = settings or ViewSettings()
         self.worker: Worker | None = None
         self.info: VideoInfo | None = None
@@ -64,6 +72,9 @@ class MainWindow(QMainWindow):
         lay.setSpacing(2)
         lay.addWidget(self.view, 1)
         lay.addWidget(self._build_playbar())
+        self.timeline = MotionTimeline(central)
+        self.timeline.seekRequested.connect(self.seek)
+        lay.addWidget(self.timeline)
         self.setCentralWidget(central)
 
         self.controls = ParamControls(self.model.params)
@@ -168,6 +179,23 @@ class MainWindow(QMainWindow):
         self.vmax_box.setToolTip("KL value shown as the top of the heat map's colour scale")
         self.vmax_box.valueChanged.connect(lambda x: self.set_view(heat_vmax=float(x)))
         f.addRow("Heat max", self.vmax_box)
+        names = detector_names()
+        self.detector_box = QComboBox(disp)
+        self.compare_box = QComboBox(disp)
+        self.compare_box.addItem("(background)", "")
+        for n in names:
+            self.detector_box.addItem(n, n)
+            self.detector_box.setItemData(self.detector_box.count() - 1, describe(n), Qt.ToolTipRole)
+            self.compare_box.addItem(n, n)
+            self.compare_box.setItemData(self.compare_box.count() - 1, describe(n), Qt.ToolTipRole)
+        self.detector_box.setToolTip("The detector that makes the mask and the events")
+        self.compare_box.setToolTip("The detector shown in the grid's fourth tile, on the same frames")
+        self.detector_box.setCurrentIndex(names.index(self.detector_name))
+        self.compare_box.setCurrentIndex(self.compare_box.findData(self.compare_name))
+        self.detector_box.currentIndexChanged.connect(lambda i: self.set_detector(self.detector_box.itemData(i)))
+        self.compare_box.currentIndexChanged.connect(lambda i: self.set_compare(self.compare_box.itemData(i)))
+        f.addRow("Detector", self.detector_box)
+        f.addRow("Grid: compare", self.compare_box)
         self._color_swatch()
         v.addWidget(disp)
         # buttons
@@ -212,6 +240,18 @@ class MainWindow(QMainWindow):
         self.dock.setWidget(panel)
         panel.setMinimumWidth(360)
         self.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        # the event list
+        self.event_list = QListWidget(self)
+        self.event_list.setIconSize(QSize(THUMB_WIDTH, THUMB_WIDTH * 3 // 4))
+        self.event_list.setToolTip("Motion events (start, duration, peak area); click one to go to its start")
+        self.event_list.itemClicked.connect(self._on_event_clicked)
+        self.event_list.itemActivated.connect(self._on_event_clicked)
+        self.events_dock = QDockWidget("Events", self)
+        self.events_dock.setObjectName("events")
+        self.events_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.events_dock.setWidget(self.event_list)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.events_dock)
+        self.splitDockWidget(self.dock, self.events_dock, Qt.Vertical)
 
     def _act(self, menu, text, slot, shortcut=None, tip=None, checkable=False):
         a = QAction(text, self)
@@ -311,6 +351,15 @@ class MainWindow(QMainWindow):
         w = Worker(spec, self.model, self.settings, playing=self._start_playing, speed=self._speed,
                    stall_timeout=self.stall_timeout)
         w.model_threads = self.model_threads
+        w.detector_name = self.detector_name
+        self._compare = make_detector(self.compare_name, self.model.params) if self.compare_name else None
+        w.set_compare(self._compare, self.compare_name)
+        w.eventEnded.connect(self._on_event)
+        self.event_items.clear()
+        self.events_received.clear()
+        self.event_list.clear()
+        self.timeline.set_data(None)
+        self.timeline.set_thresholds(self.model.params.motion_area, self.model.params.kl_threshold)
         w.opened.connect(self._on_opened)
         w.failed.connect(self._on_failed)
         w.frameReady.connect(self._on_frame)
@@ -326,7 +375,7 @@ class MainWindow(QMainWindow):
         w, self.worker = self.worker, None
         if w is None:
             return True
-        for sig in (w.opened, w.failed, w.frameReady, w.message, w.stateChanged, w.recordingChanged):
+        for sig in (w.opened, w.failed, w.frameReady, w.message, w.stateChanged, w.recordingChanged, w.eventEnded):
             try:
                 sig.disconnect()
             except (RuntimeError, TypeError):
@@ -369,6 +418,8 @@ class MainWindow(QMainWindow):
     # ================================================================== worker signals
     def _on_opened(self, info: VideoInfo):
         self.info = info
+        if self.worker is not None:
+            self.timeline.set_data(self.worker.timeline)
         self.view.set_message("")
         self.last_error = ""
         seekable = info.seekable and bool(info.total_frames)
@@ -421,6 +472,10 @@ class MainWindow(QMainWindow):
         if p.position >= 0 and not self.seekbar.isSliderDown():
             with QSignalBlocker(self.seekbar):
                 self.seekbar.setValue(p.position)
+        self.timeline.set_position(p.position)
+        if now - self._timeline_t > 0.1:          # the curves: redrawn at most 10 times a second
+            self._timeline_t = now
+            self.timeline.update()
         if self._hover is not None:
             self._show_hover()
 
@@ -538,7 +593,74 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(str(e), 6000)
             self.controls.set_params(self.model.params)   # put the widget back
             return
+        self._params_changed()
         self._refresh_if_paused()
+
+    def _params_changed(self):
+        """Parameters took a new value: the grid's second detector and the timeline's lines follow."""
+        p = self.model.params
+        if self._compare is not None:
+            self._compare.params = p
+        self.timeline.set_thresholds(p.motion_area, p.kl_threshold)
+
+    # ================================================================== detectors
+    def set_detector(self, name: str):
+        """Run another detector of the registry (kl_motion, mog2, knn, ...) from the next frame on;
+        playback goes on, the parameters are kept."""
+        if name == self.detector_name:
+            return
+        det = make_detector(name, self.model.params)
+        self.detector_name, self.model = name, det
+        if self.detector_box.currentData() != name:
+            with QSignalBlocker(self.detector_box):
+                self.detector_box.setCurrentIndex(self.detector_box.findData(name))
+        if self.worker is not None:
+            self.worker.set_detector(det, name)
+        self.statusBar().showMessage(f"Detector: {describe(name)}", 4000)
+        self._refresh_if_paused()
+
+    def set_compare(self, name: str):
+        """The detector shown in the grid's fourth tile ("" = the background image)."""
+        self.compare_name = name or ""
+        if self.compare_box.currentData() != self.compare_name:
+            with QSignalBlocker(self.compare_box):
+                self.compare_box.setCurrentIndex(self.compare_box.findData(self.compare_name))
+        self._compare = make_detector(name, self.model.params) if name else None
+        if self.worker is not None:
+            self.worker.set_compare(self._compare, self.compare_name)
+        self._refresh_if_paused()
+
+    # ================================================================== events
+    def _on_event(self, item: EventItem):
+        """An event ended (worker): into the list, replacing those it overlaps (a replay after a seek)."""
+        self.events_received.append(item)
+        ev = item.event
+        self.event_items = [e for e in self.event_items
+                            if e.event.end_frame < ev.start_frame or e.event.start_frame > ev.end_frame]
+        self.event_items.append(item)
+        self.event_items.sort(key=lambda e: e.event.start_frame)
+        self._fill_event_list()
+
+    def _fill_event_list(self):
+        self.event_list.clear()
+        for k, item in enumerate(self.event_items, 1):
+            ev = item.event
+            m, s = divmod(ev.start_time, 60.0)
+            li = QListWidgetItem(f"#{k}  {int(m):02d}:{s:05.2f}   {ev.duration:.1f} s\npeak {100 * ev.peak_area:.2f}% "
+                                 f"at frame {ev.peak_frame}")
+            li.setToolTip(f"frames {ev.start_frame}-{ev.end_frame}, peak {ev.peak_pixels} px at frame "
+                          f"{ev.peak_frame}, box {ev.box}")
+            li.setData(Qt.UserRole, ev.start_frame)
+            if item.thumb is not None:
+                t = item.thumb
+                img = QImage(t.data, t.shape[1], t.shape[0], t.strides[0], QImage.Format_BGR888).copy()
+                li.setIcon(QIcon(QPixmap.fromImage(img)))
+            self.event_list.addItem(li)
+        self.timeline.set_spans([(e.event.start_frame, e.event.end_frame) for e in self.event_items])
+
+    def _on_event_clicked(self, li: QListWidgetItem):
+        """Go to the start of the event (frame numbers are 1-based, positions 0-based)."""
+        self.seek(max(0, int(li.data(Qt.UserRole)) - 1))
 
     def set_params(self, params: Params | None = None, **changes) -> Params:
         """Change parameters from code (preset, zones, tests); the panel follows without echo."""
@@ -549,6 +671,7 @@ class MainWindow(QMainWindow):
         p = self.model.params
         self.controls.set_params(p)
         self.view.set_zones(p.ignore_zones, p.include_zones)
+        self._params_changed()
         self._refresh_if_paused()
         return p
 

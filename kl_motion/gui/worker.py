@@ -20,12 +20,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numba
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..analyzer import Analysis, Analyzer, Detector
-from ..errors import KLMotionError, OutputError, SourceError
+from ..errors import FrameError, KLMotionError, OutputError, SourceError
+from ..events import Event
 from ..model import FrameResult
 from ..sinks import VideoSink
 from ..sources import Source, VideoInfo, is_live, open_source
@@ -45,6 +47,49 @@ def model_threads() -> int:
     if os.environ.get("NUMBA_NUM_THREADS"):
         return numba.config.NUMBA_NUM_THREADS
     return max(1, min((os.cpu_count() or 1) - 1, numba.config.NUMBA_NUM_THREADS))
+
+
+@dataclass
+class EventItem:
+    """A motion event for the viewer's list: the event and a thumbnail of its peak frame."""
+    event: Event
+    thumb: np.ndarray | None       # BGR uint8, THUMB_WIDTH wide
+
+
+class TimelineData:
+    """Per-frame foreground fraction and peak KL for the motion timeline, written by the worker
+    thread and read by the UI (numpy arrays; a torn read shows one stale sample at worst).  Files:
+    one slot per frame of the file (frame numbers 1..total); live sources: the newest ``capacity``
+    frames, in a ring."""
+
+    def __init__(self, total: int | None, capacity: int = 3000):
+        self.total = total
+        self.size = int(total) if total else capacity
+        self.fg = np.full(self.size, np.nan, np.float32)
+        self.kl = np.full(self.size, np.nan, np.float32)
+        self.last = 0                  # the newest frame number written
+
+    def put(self, index: int, fg: float, kl: float) -> None:
+        if self.total and not 1 <= index <= self.size:
+            return
+        slot = (index - 1) % self.size
+        self.fg[slot], self.kl[slot] = fg, kl
+        self.last = index
+
+    @property
+    def first(self) -> int:
+        """The frame number shown at the left end."""
+        return 1 if self.total else max(1, self.last - self.size + 1)
+
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        """(fg, kl) in frame order from ``first``."""
+        if self.total or self.last <= self.size:
+            return self.fg, self.kl
+        k = self.last % self.size
+        return np.roll(self.fg, -k), np.roll(self.kl, -k)
+
+
+THUMB_WIDTH = 112
 
 
 @dataclass
@@ -213,6 +258,7 @@ class Worker(QObject):
     message = Signal(str)          # "", or a problem to show over the video (stalled, lost, ended)
     stateChanged = Signal(bool)    # playing?
     recordingChanged = Signal(str)  # path being recorded to, "" when stopped
+    eventEnded = Signal(object)    # EventItem: a motion event ended (never coalesced: one signal per event)
 
     def __init__(self, spec, detector: Detector, settings: ViewSettings | None = None, playing: bool = True,
                  speed: float = 1.0, stall_timeout: float = 3.0, reconnect: bool = True, parent=None):
@@ -220,6 +266,14 @@ class Worker(QObject):
         self.spec = spec
         self.analyzer = Analyzer(detector, on_slow_start=self._say_compiling)
         self._said_compiling = False
+        self.timeline: TimelineData | None = None
+        self.events: list[EventItem] = []      # ended events, in the order they ended
+        self._peak_thumb: np.ndarray | None = None
+        self._last_index: int | None = None
+        self.compare: Detector | None = None   # the grid's second detector
+        self._compare_req: object = False      # False: no change; (detector or None, name): use it
+        self._compare_name = ""
+        self.detector_name = ""                # shown on the grid's first tile
         self.settings = settings or ViewSettings()
         self.speed = speed                  # 0 = as fast as possible; ignored for live sources
         self.stall_timeout = stall_timeout
@@ -398,6 +452,7 @@ class Worker(QObject):
         if self._stop.is_set():
             return
         self.analyzer.set_fps(self.info.fps)
+        self.timeline = TimelineData(None if self.info.live else self.info.total_frames)
         self.model.reset()
         self._t_live0 = None
         emit(self.opened, self.info)
@@ -458,6 +513,7 @@ class Worker(QObject):
                 if self._playing:
                     self._playing = False
                     emit(self.stateChanged, False)
+                self._end_events(self.analyzer.finish())     # as process does at the end of the input
                 emit(self.message, "End of video")
                 continue
             if stalled_shown:
@@ -519,22 +575,72 @@ class Worker(QObject):
             return now - self._t_live0, None
         return self.position / (self.info.fps or 25.0), self.position + 1
 
+    def set_detector(self, detector: Detector, name: str = "") -> None:
+        """Use another detector from the next frame on (any thread); playback goes on."""
+        self.detector_name = name
+        self.analyzer.set_detector(detector)
+        self._recompose = True
+        self._wake.set()
+
+    def set_compare(self, detector: Detector | None, name: str = "") -> None:
+        """The detector shown beside the main one in the 2x2 grid (None: none), and its name."""
+        self._compare_req = (detector, name)
+        self._wake.set()
+
+    def _end_events(self, ended) -> None:
+        for ev in ended:
+            item = EventItem(ev, self._peak_thumb)
+            self.events.append(item)
+            emit(self.eventEnded, item)
+        if ended:
+            self._peak_thumb = None
+
+    def _thumb(self, frame, result) -> np.ndarray:
+        img = self.composer.overlay(frame, result.mask, self.settings, result.blobs)
+        h, w = img.shape[:2]
+        return cv2.resize(img, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
     def _process(self, frame, t0, t1):
         # a frame of another size (camera switched resolution) starts a new background: the Analyzer does it
         t, index = self._frame_time()
+        if index is not None and self._last_index is not None and index != self._last_index + 1:
+            self._end_events(self.analyzer.finish())     # a seek: the open event ends where it was
+        self._last_index = index
         a = self.analyzer.analyze(frame, t, index)
         result = a.result
-        t2 = time.perf_counter()
+        self._end_events(a.ended_before)
+        if a.events.is_peak:
+            self._peak_thumb = self._thumb(frame, result)
+        self._end_events(a.events.ended)
+        kl = getattr(result, "kl", None)
+        if self.timeline is not None:
+            self.timeline.put(a.index, a.fg_fraction, float(kl.max()) if kl is not None else float("nan"))
+        if self._compare_req is not False:
+            (self.compare, self._compare_name), self._compare_req = self._compare_req, False
         s = self.settings
-        bg = self._background(t2, frame.shape) if s.needs_background else None
-        image = self.composer.compose(frame, result, s, bg)
+        other = None
+        if s.mode == "grid" and self.compare is not None:
+            try:
+                other = self.compare.apply(frame)
+            except FrameError:               # frame size changed
+                self.compare.reset()
+                other = self.compare.apply(frame)
+        t2 = time.perf_counter()
+        need_bg = s.needs_background or (s.mode == "heatmap" and kl is None)
+        bg = self._background(t2, frame.shape) if need_bg else None
+        image = self.composer.compose(frame, result, s, bg, threshold=self._threshold(result), other=other,
+                                      other_name=self._compare_name, name=self.detector_name)
         t3 = time.perf_counter()
         self._write(image)
-        self._last = (frame, result, self.position, bg)
+        self._last = (frame, result, self.position, bg, other)
         self.frames_processed += 1
         self._publish(Packet(image, frame, result, self.position, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                              (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3,
                              (time.thread_time() - self._cpu0) * 1e3, a))
+
+    def _threshold(self, result) -> float | None:
+        """The KL threshold to mark on the heat map's colour bar (None without a KL map)."""
+        return self.model.params.kl_threshold if getattr(result, "kl", None) is not None else None
 
     def _background(self, now: float, shape):
         """The background image, recomputed at most every ``bg_interval`` s while playing
@@ -548,13 +654,14 @@ class Worker(QObject):
     def _redraw_last(self):
         if self._last is None:
             return
-        frame, result, pos, bg = self._last
+        frame, result, pos, bg, other = self._last
         s = self.settings
-        if s.needs_background and bg is None:
+        if (s.needs_background or s.mode == "heatmap") and bg is None:
             bg = self.model.background()
-            self._last = (frame, result, pos, bg)
+            self._last = (frame, result, pos, bg, other)
         t = time.perf_counter()
-        image = self.composer.compose(frame, result, s, bg)
+        image = self.composer.compose(frame, result, s, bg, threshold=self._threshold(result), other=other,
+                                      other_name=self._compare_name, name=self.detector_name)
         dt = (time.perf_counter() - t) * 1e3
         self._publish(Packet(image, frame, result, pos, 0.0, 0.0, dt, dt))
 
