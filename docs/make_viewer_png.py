@@ -36,9 +36,12 @@ def main() -> int:
     w.boxes_box.setChecked(True)
     w.outlines_box.setChecked(True)
     t = time.time()                       # play the clip once: the event list and the timeline fill
-    while not (w.packet is not None and w.packet.position == 149 and not w.worker.playing) and time.time() - t < 60:
+    while not (w.packet is not None and w.packet.position == 149 and not w.worker.playing):
+        if time.time() - t > 600:
+            raise SystemExit("the demo did not play to its end within 10 minutes")
         pump(app, 0.02)
     pump(app, 0.3)
+    w.set_playing(False)
     w.seek(78)
     pump(app, 0.8)
     w._on_hover(0.62, 0.55)
