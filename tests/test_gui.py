@@ -650,3 +650,27 @@ def test_viewer_and_process_give_the_same_events(make_window, qtbot, tmp_path, c
     play_to_end(qtbot, w, rep.frames - 1)
     got = [e.event.to_dict() for e in w.events_received]
     assert want and got == want
+
+
+def test_timeline_of_a_long_clip_draws_column_maxima(qtbot):
+    """A 20000-frame clip: the curves are the maximum per pixel column (a one-frame spike stays
+    visible), and each event span is painted once."""
+    from kl_motion.gui.timeline import MotionTimeline, _col_max
+    from kl_motion.gui.worker import TimelineData
+    v = np.array([1, np.nan, 3, np.nan, np.nan, 2], np.float32)
+    assert np.allclose(_col_max(v, np.array([0, 2, 3, 5])), [1, 3, np.nan, 2], equal_nan=True)
+    d = TimelineData(20000)
+    for i in range(1, 20001):
+        d.put(i, 0.0, 1.0)
+    d.put(12345, 0.5, 400.0)                    # one frame of motion
+    t = MotionTimeline()
+    qtbot.addWidget(t)
+    t.resize(600, 60)
+    t.set_data(d)
+    t.set_spans([(100, 300), (12000, 12400)])
+    t.show()
+    img = t.grab().toImage()
+    assert t.spans_drawn == 2
+    x = int(t.x_of(12345))
+    column = [img.pixelColor(x + dx, y) for dx in (-1, 0, 1) for y in range(8, 58)]
+    assert any(c.red() > 150 and c.green() < 120 for c in column)       # the spike's red area is drawn

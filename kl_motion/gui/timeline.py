@@ -22,6 +22,13 @@ SPAN_FILL = QColor(255, 200, 0, 55)
 BAND = 4                                # height of the span band, px
 
 
+def _col_max(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The maximum of ``v`` between consecutive ``edges`` (NaN where a stretch has no value)."""
+    filled = np.where(np.isfinite(v), v, -np.inf)
+    m = np.maximum.reduceat(filled, edges)
+    return np.where(np.isfinite(m), m, np.nan).astype(np.float32)
+
+
 class MotionTimeline(QWidget):
     seekRequested = Signal(int)         # 0-based frame position
 
@@ -99,6 +106,11 @@ class MotionTimeline(QWidget):
                 p.fillRect(QRectF(x0, 0, x1 - x0, BAND), SPAN_COLOUR)
                 drawn += 1
             xs = (np.arange(n) + 0.5) / total * w
+            if n > 2 * max(w, 1):                 # long clips: the maximum per pixel column (numpy, not a Python loop)
+                cols = max(1, int(w))
+                edges = np.unique(np.linspace(0, n, cols + 1).astype(np.int64)[:-1])
+                fg, kl = _col_max(fg, edges), _col_max(kl, edges)
+                xs = (edges + 0.5) / total * w
             # foreground fraction: filled area
             ok = np.isfinite(fg)
             if ok.any():
