@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ from typing import Any
 from .atomic import write_text
 from .errors import ParameterError
 
-try:
-    import tomllib                      # Python >= 3.11
-except ModuleNotFoundError:             # Python 3.10: the same parser as the tomli package
+if sys.version_info >= (3, 11):
+    import tomllib
+else:                                   # Python 3.10: the same parser as the tomli package
     import tomli as tomllib
 
 

@@ -1,8 +1,6 @@
 """The detector registry and the Analyzer that process, view and eval share (real frames of the demo clip)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -12,9 +10,9 @@ from kl_motion.analyzer import Analyzer, canonical, detector_names, make_detecto
 from kl_motion.errors import ParameterError
 from kl_motion.events import EventDetector
 from kl_motion.postprocess import clean, zone_mask
-from kl_motion.sources import FolderSource
+from kl_motion.sources import FolderSource, demo_path
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "input"
+DEMO = demo_path() / "input"
 
 
 @pytest.fixture(scope="module")
