@@ -12,6 +12,7 @@ if not any(_os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KM
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 jitcache.configure()   # before the kernels are compiled: a per-user numba cache when the package is read-only
 
+from .api import MotionFrame, detect, frames  # noqa: E402
 from .errors import (FrameError, FrameTypeError, KLMotionError, OutputError, ParameterError,  # noqa: E402
                      SourceError, StateError)
 from .events import Event, EventDetector, FrameEvents  # noqa: E402
@@ -20,6 +21,6 @@ from .params import Params  # noqa: E402
 from .sources import Source, VideoInfo, demo_path, open_source  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["MotionModel", "FrameResult", "Params", "EventDetector", "Event", "FrameEvents", "open_source", "Source",
+__all__ = ["frames", "detect", "MotionFrame", "MotionModel", "FrameResult", "Params", "EventDetector", "Event", "FrameEvents", "open_source", "Source",
            "VideoInfo", "demo_path", "KLMotionError", "ParameterError", "FrameError", "FrameTypeError", "SourceError",
            "StateError", "OutputError", "__version__"]
