@@ -462,13 +462,15 @@ def test_sigterm_and_sighup_close_outputs_like_ctrl_c(tmp_path, sig, code):
 
 def test_two_runs_into_one_folder_the_second_is_refused(tmp_path):
     """Both used to exit 0 with corrupt output (overlay.mp4 saying 3,000 frames, 1,500 decoding)."""
-    v = make_video(tmp_path / "long.avi", n=1500, moving=(100, 1400))
+    # frames large enough that the first run is still going when the second has started (on a quiet
+    # machine 160x120 frames were done in ~2 s, about the second run's own start-up time)
+    v = make_video(tmp_path / "long.avi", n=1500, moving=(100, 1400), size=(640, 480))
     cmd = [sys.executable, "-m", "kl_motion", "process", str(v), "--out", str(tmp_path / "o"), "--overlay"]
     a = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    st = tmp_path / "o" / "long" / "stats.part.csv"
+    lock = tmp_path / "o" / "long" / ".kl-motion.lock"
     deadline = time.time() + 120
-    while time.time() < deadline and not (st.exists() and st.stat().st_size > 1000):
-        time.sleep(0.05)
+    while time.time() < deadline and not lock.exists():
+        time.sleep(0.02)
     b = run_process(v, "--out", tmp_path / "o", "--overlay", "--force")
     out, err = a.communicate(timeout=300)
     assert b.returncode == 2, b.stderr
