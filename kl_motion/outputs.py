@@ -14,17 +14,23 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .events import Event, FrameEvents
+from .h264 import MP4_COPY_CODECS, H264Sink, codec_of, cut_clip
+from .notify import Notifiers
 from .overlay import Overlay, draw_overlay
 from .params import Params
 from .sinks import ImageSequenceSink, TextSink, VideoSink, write_image
+from .timefmt import Position, timecode
+from .tracker import BOXES_HEADER, BoxTracker, EventTracks, box_rows
 
 log = logging.getLogger("kl_motion")
 
 CLIP_MEMORY_BYTES = 256e6   # frames held in memory for event clips (pre-capture / gap), at most
-STATS_HEADER = "frame,time,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
+STATS_HEADER = "frame,time,timecode,fg_fraction,kl_mean,kl_max,blobs,motion,lightswitch,event"
+THUMB_WIDTH = 240           # report.html's event thumbnails
 
 
 @dataclass
@@ -45,6 +51,16 @@ class Options:
     reconnect_delay: float = 0.5
     stream_timeout: float = 10.0
     queue_size: int = 8
+    boxes: bool = True              # boxes.csv: every box of every frame with its track id
+    report: bool = True             # report.html + motion.png at the end (needs stats)
+    on_event: str = ""              # shell command run at event start and end
+    webhook: str = ""               # URL POSTed a JSON record at event start and end
+    mqtt: str = ""                  # HOST[:PORT] of an MQTT broker
+    mqtt_prefix: str = "kl_motion"
+    start: Position | None = None   # first frame (files and folders) ...
+    end: Position | None = None     # ... and where to stop (files, folders; live: a time)
+    frame_skip: int = 0             # frames skipped after each processed one
+    fps: float = 0.0                # image folders: frames per second (0: 25)
 
 
 @dataclass
@@ -87,12 +103,17 @@ def output_paths(out_dir: Path, opt: Options) -> dict[str, Path]:
         d["bins"] = out_dir / "bin"
     if opt.stats:
         d["stats"] = out_dir / "stats.csv"
+    if opt.boxes:
+        d["boxes"] = out_dir / "boxes.csv"
     if opt.events:
         d["events"] = out_dir / "events.jsonl"
     if opt.snapshots:
         d["snapshots"] = out_dir / "snapshots"
     if opt.clips:
         d["clips"] = out_dir / "clips"
+    if opt.report and opt.stats:
+        d["report"] = out_dir / "report.html"
+        d["motion"] = out_dir / "motion.png"
     d["summary"] = out_dir / "summary.json"
     return d
 
@@ -123,35 +144,54 @@ def end_item(ended: list[Event]) -> EndItem:
 
 
 class Outputs:
-    """Everything written per frame; runs in the writer thread (handle())."""
+    """Everything written per frame; runs in the writer thread (handle()).
 
-    def __init__(self, paths: dict[str, Path], opt: Options, fps: float, params: Params):
+    ``fps`` is the rate of the frames handed in (the source's, divided by ``frame_skip + 1``);
+    ``source_file`` (a video file) lets clips be cut from it without re-encoding; ``notifiers``
+    get a record at each event's start and end; ``input_shown`` is the input as shown to users."""
+
+    def __init__(self, paths: dict[str, Path], opt: Options, fps: float, params: Params,
+                 source_file: str | None = None, notifiers: Notifiers | None = None, input_shown: str = ""):
         self.paths, self.opt, self.fps = paths, opt, fps
         self.sinks: list = []
-        self.mask = self.overlay = self.bins = self.stats = self.events = None
+        self.mask = self.overlay = self.bins = self.stats = self.events = self.boxes = None
         if "mask" in paths:
             if opt.mask_format == "png":
                 self.mask = ImageSequenceSink(paths["mask"], prefix="mask", binary=False)
             else:
                 self.mask = VideoSink(paths["mask"], fps, color=False)
         if "overlay" in paths:
-            self.overlay = VideoSink(paths["overlay"], fps, color=True)
+            self.overlay = H264Sink(paths["overlay"], fps)
         if "bins" in paths:
             self.bins = ImageSequenceSink(paths["bins"], prefix="bin", binary=True)
         if "stats" in paths:
             self.stats = TextSink(paths["stats"], STATS_HEADER)
         if "events" in paths:
             self.events = TextSink(paths["events"], flush_lines=True)
-        self.sinks = [s for s in (self.mask, self.overlay, self.bins, self.stats, self.events) if s is not None]
-        # snapshots and clips
+        if "boxes" in paths:
+            self.boxes = TextSink(paths["boxes"], BOXES_HEADER)
+        self.sinks = [s for s in (self.mask, self.overlay, self.bins, self.stats, self.events, self.boxes)
+                      if s is not None]
+        self.notifiers = notifiers or Notifiers()
+        self.input_shown = input_shown
+        self.tracker = BoxTracker()
+        self.tracks = EventTracks()          # tracks of the open (or starting) event
+        # snapshots, report thumbnails and clips
         self.snap_dir = paths.get("snapshots")
         self.clip_dir = paths.get("clips")
+        self.thumbs: dict[int, bytes] | None = {} if "report" in paths else None
         self._peak: tuple[np.ndarray, list] | None = None
+        self.pre_s, self.post_s = params.pre_capture, params.post_capture
         self.pre = int(round(params.pre_capture * fps))
         self.post = int(round(params.post_capture * fps))
-        keep = self.pre + params.event_start_frames + 1 if self.clip_dir else 0
+        # clips of a file whose codec an MP4 holds are cut from it (no re-encoding); else encoded
+        self.clip_source = None
+        if self.clip_dir is not None and source_file and codec_of(source_file) in MP4_COPY_CODECS:
+            self.clip_source = source_file
+        encode = self.clip_dir is not None and self.clip_source is None
+        keep = self.pre + params.event_start_frames + 1 if encode else 0
         self._ring: collections.deque = collections.deque(maxlen=keep)
-        self._clip: VideoSink | None = None
+        self._clip: H264Sink | None = None
         self._clip_pending: list[np.ndarray] = []
         self._tails: list[list] = []            # [sink, frames still to write]
         self.max_pending = max(self.post, 1)
@@ -173,19 +213,30 @@ class Outputs:
             self.bins.write(it.mask)
         if self.overlay is not None:
             self.overlay.write(self.tint.draw(it.frame, it.mask, boxes=it.blobs))
+        tc = timecode(it.time)
         if self.stats is not None:
             if it.kl is not None:
                 klm, klx = f"{float(it.kl.mean()):.4f}", f"{float(it.kl.max()):.4f}"
             else:
                 klm = klx = ""
-            self.stats.line(f"{it.index},{it.time:.4f},{it.fg_fraction:.6f},{klm},{klx},{len(it.blobs)},"
+            self.stats.line(f"{it.index},{it.time:.4f},{tc},{it.fg_fraction:.6f},{klm},{klx},{len(it.blobs)},"
                             f"{int(it.ev.in_motion)},{int(it.lightswitch)},{it.event_id or ''}")
-        if self.snap_dir is not None and it.ev.is_peak:
+        ids = self.tracker.update(it.blobs)
+        if self.boxes is not None and it.blobs:
+            for row in box_rows(it.index, it.time, tc, it.blobs, ids, it.kl):
+                self.boxes.line(row)
+        if it.ev.in_motion or it.event_id:
+            self.tracks.add(it.index, it.blobs, ids)
+        if (self.snap_dir is not None or self.thumbs is not None) and it.ev.is_peak:
             self._peak = (it.frame, it.blobs)
-        if self.clip_dir is not None:
+        if it.ev.started is not None:
+            self._start_event(it.ev.started)
+        if self.clip_dir is not None and self.clip_source is None:
             self._clip_frame(it)
         for ev in it.ev.ended:
             self._end_event(ev)
+        if not it.ev.in_motion and not it.event_id:
+            self.tracks.clear()          # a run of motion frames that did not become an event
 
     def _clip_frame(self, it: Item) -> None:
         for t in list(self._tails):
@@ -204,7 +255,7 @@ class Outputs:
         self._ring.append((it.index, it.frame))
         ev = it.ev.started
         if ev is not None:
-            self._clip = VideoSink(self.clip_dir / f"event-{ev.id:04d}.mp4", self.fps, color=True)
+            self._clip = H264Sink(self.clip_dir / f"event-{ev.id:04d}.mp4", self.fps)
             self._written.add(self._clip.path.name)
             for idx, f in self._ring:
                 if idx >= ev.start_frame - self.pre:
@@ -222,31 +273,74 @@ class Outputs:
             if len(self._clip_pending) > self.max_pending:   # bounded memory: long gaps stay in the clip
                 self._clip.write(self._clip_pending.pop(0))
 
+    # -- events
+    def _start_event(self, ev: Event) -> None:
+        rec = dict(type="start", source=self.source, input=self.input_shown, id=ev.id,
+                   start_frame=ev.start_frame, start_time=round(ev.start_time, 4),
+                   start_timecode=timecode(ev.start_time))
+        if self.wall0 is not None:
+            rec["start_utc"] = _utc(self.wall0 + ev.start_time)
+        rec["box"] = list(ev.box)
+        rec["tracks"] = self.tracks.to_list()
+        if self.events is not None:
+            self.events.line(json.dumps(rec))
+        self.notifiers.emit(rec)
+
     def _end_event(self, ev: Event) -> None:
-        rec = dict(source=self.source, **ev.to_dict())
+        rec = dict(type="end", source=self.source, input=self.input_shown, **ev.to_dict())
+        for k in ("start", "end", "peak"):
+            rec[f"{k}_timecode"] = timecode(getattr(ev, f"{k}_time"))
         if self.wall0 is not None:    # live sources: wall-clock times too
             rec["start_utc"] = _utc(self.wall0 + ev.start_time)
             rec["end_utc"] = _utc(self.wall0 + ev.end_time)
-        if self.snap_dir is not None and self._peak is not None:
+        rec["tracks"] = self.tracks.to_list()
+        self.tracks.clear()
+        peak_img = None
+        if self._peak is not None:
             frame, blobs = self._peak
-            img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0, boxes=blobs)
-            p = write_image(self.snap_dir / f"event-{ev.id:04d}.jpg", img)
+            peak_img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0, boxes=blobs)
+            self._peak = None
+        if self.snap_dir is not None and peak_img is not None:
+            p = write_image(self.snap_dir / f"event-{ev.id:04d}.jpg", peak_img)
             self._written.add(p.name)
             rec["snapshot"] = str(p.relative_to(self.snap_dir.parent))
-            self._peak = None
-        if self.clip_dir is not None and self._clip is not None:
-            clip, pending = self._clip, self._clip_pending
-            self._clip, self._clip_pending = None, []
-            for f in pending[: self.post]:
-                clip.write(f)
-            left = self.post - min(self.post, len(pending))
-            rec["clip"] = str(clip.path.relative_to(self.clip_dir.parent))
-            if left > 0:
-                self._tails.append([clip, left])
-            else:
-                clip.close()
+        if self.thumbs is not None and peak_img is not None:
+            h, w = peak_img.shape[:2]
+            small = cv2.resize(peak_img, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))),
+                               interpolation=cv2.INTER_AREA) if w > THUMB_WIDTH else peak_img
+            self.thumbs[ev.id] = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+        if self.clip_dir is not None:
+            path = self._end_clip(ev)
+            if path is not None:
+                rec["clip"] = str(path.relative_to(self.clip_dir.parent))
         if self.events is not None:
             self.events.line(json.dumps(rec))
+        if self.notifiers:
+            out = dict(rec)
+            if "snapshot" in rec:
+                out["snapshot_path"] = str(self.snap_dir.parent.resolve() / rec["snapshot"])
+            self.notifiers.emit(out)
+
+    def _end_clip(self, ev: Event) -> Path | None:
+        if self.clip_source is not None:    # cut from the file: the source's codec, no re-encoding
+            dst = self.clip_dir / f"event-{ev.id:04d}.mp4"
+            self._written.add(dst.name)
+            if cut_clip(self.clip_source, dst, ev.start_time - self.pre_s, ev.end_time + self.post_s):
+                return dst
+            log.warning("%s: could not cut event %d's clip from the file", self.source, ev.id)
+            return None
+        if self._clip is None:
+            return None
+        clip, pending = self._clip, self._clip_pending
+        self._clip, self._clip_pending = None, []
+        for f in pending[: self.post]:
+            clip.write(f)
+        left = self.post - min(self.post, len(pending))
+        if left > 0:
+            self._tails.append([clip, left])
+        else:
+            clip.close()
+        return clip.path
 
     def close(self, ok: bool) -> list[str]:
         """Close every output: renamed to its final name when ``ok`` and complete.  Outputs of a

@@ -23,7 +23,10 @@ from .errors import KLMotionError, OutputError
 from .outlock import OutputLock
 from .outputs import (STATS_HEADER, EndItem, InputReport, Item, Options, Outputs, end_item,  # noqa: F401
                       output_paths)
+from .notify import make_notifiers
 from .params import Params
+from .report import write_report
+from .timefmt import timecode
 from .sinks import check_new
 from .io_threads import ReaderThread, WriterThread, frames  # noqa: F401  (public here too)
 from .sources import Source, classify, is_live, open_source, redact  # noqa: F401  (redact: public here too)
@@ -103,26 +106,51 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     src = open_input(spec, opt, stop)
     info = src.info
     live = info.live
-    rep.expected_frames = info.total_frames
-    if progress is not None:
-        progress(0, info.total_frames if not opt.max_frames else min(opt.max_frames, info.total_frames or opt.max_frames))
+    if opt.fps and info.kind == "folder":
+        info.fps = float(opt.fps)
+    elif opt.fps:
+        log.warning("%s: --fps applies to image folders; this %s has its own frame rate (%g fps)",
+                    redact(info.name), info.kind, info.fps)
     fps = info.fps
+    if info.kind == "folder":
+        log.info("%s: image folder at %g fps%s", redact(info.name), fps, "" if opt.fps else " (--fps to change)")
     try:
-        if detector is None:
-            detector = make_detector(opt.method, params)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        outputs = Outputs(paths, opt, fps, params)   # (--force: old snapshots/clips go only once replaced)
-    except OSError as e:
-        src.close()
-        raise OutputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
+        first_index, end_index = _range(opt, info, src)
     except BaseException:
         src.close()
         raise
+    step = max(0, opt.frame_skip) + 1
+    rep.expected_frames = info.total_frames
+    if progress is not None:
+        total = info.total_frames
+        if total and (first_index or end_index is not None or step > 1):
+            total = max(0, (min(total, end_index or total) - first_index + step - 1) // step)
+        progress(0, total if not opt.max_frames else min(opt.max_frames, total or opt.max_frames))
+    notifiers = None
+    try:
+        if detector is None:
+            detector = make_detector(opt.method, params)
+        notifiers = make_notifiers(Path(out_dir).name, opt.on_event, opt.webhook, opt.mqtt, opt.mqtt_prefix)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outputs = Outputs(paths, opt, fps / step, params,   # (--force: old snapshots/clips go only once replaced)
+                          source_file=spec if info.kind == "file" else None, notifiers=notifiers,
+                          input_shown=redact(spec))
+    except OSError as e:
+        src.close()
+        if notifiers is not None:
+            notifiers.close(1.0)
+        raise OutputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
+    except BaseException:
+        src.close()
+        if notifiers is not None:
+            notifiers.close(1.0)
+        raise
     outputs.source = Path(out_dir).name
-    analyzer = Analyzer(detector, fps=fps, on_slow_start=_say_compiling)   # once per process: _say_compiling
+    analyzer = Analyzer(detector, fps=fps / step, on_slow_start=_say_compiling)   # once per process: _say_compiling
     reader = ReaderThread(src, opt.queue_size, stop)
     writer = WriterThread(outputs.handle, opt.queue_size)
-    n = 0
+    n = 0                       # frames processed
+    index = first_index         # 0-based index in the source of the frame read last
     shape = None
     start_wall = time.time()
     t_live0 = None
@@ -132,25 +160,32 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         for frame in reader:
             if stop.is_set():
                 break
-            n += 1
             if live:
                 now = time.perf_counter()
                 if t_live0 is None:
                     t_live0, outputs.wall0 = now, time.time()
                 t = now - t_live0
+                if end_index is not None and t >= opt.end.seconds:
+                    break
             else:
-                t = (n - 1) / fps
-            a = analyzer.analyze(frame, t, n)
+                t = index / fps
+                if end_index is not None and index >= end_index:
+                    break
+            index += 1              # now the 1-based number of this frame
+            if (index - 1 - first_index) % step:
+                continue            # --frame-skip: read, not processed
+            n += 1
+            a = analyzer.analyze(frame, t, index)
             if a.reset:
                 log.warning("%s: frame %s changed from %s to %s at frame %d; model reset", redact(info.name),
-                            *_format_change(shape, frame.shape), n)
+                            *_format_change(shape, frame.shape), index)
                 rep.resets += 1
             shape = frame.shape
             if a.ended_before:
                 writer.put(end_item(a.ended_before))
             if a.lightswitch:
                 log.info("%s: light switch at frame %d; re-learning", redact(info.name), n)
-            writer.put(Item(n, t, frame, a.mask, a.kl, a.blobs, a.fg_fraction, a.events,
+            writer.put(Item(index, t, frame, a.mask, a.kl, a.blobs, a.fg_fraction, a.events,
                             a.lightswitch, a.suppressed, a.event_id))
             if progress is not None:
                 progress(1, None)
@@ -172,14 +207,24 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             writer.close()
         finally:
             rep.outputs = outputs.close(ok)
+            notifiers.close(10.0)     # deliver what is queued (the last 'end' records), for at most 10 s
         rep.frames = n
         rep.events = len(analyzer.events)
         rep.lightswitches = analyzer.lightswitches
         if ok:
-            _finish_report(rep, info, err, stop, opt, src)
+            _finish_report(rep, info, err, stop, opt, src, index, first_index, end_index)
             summary = dict(rep.to_dict(), started=start_wall, params=params.to_dict(),
-                           source=dict(kind=info.kind, width=info.width, height=info.height, fps=fps))
+                           source=dict(kind=info.kind, width=info.width, height=info.height, fps=fps,
+                                       fps_from=("--fps" if opt.fps and info.kind == "folder" else
+                                                 "default" if not info.fps_known else info.kind)),
+                           range=dict(first_frame=first_index + 1, last_frame=index, frame_skip=step - 1,
+                                      start=timecode(first_index / fps), end=timecode(index / fps)))
             write_text(paths["summary"], json.dumps(summary, indent=1, default=str) + "\n")
+            if "report" in paths:
+                try:
+                    rep.outputs += [str(p) for p in write_report(out_dir, thumbs=outputs.thumbs)]
+                except Exception as e:     # the report is a picture of what was written: never fatal
+                    log.warning("%s: report not written: %s", out_dir.name, e)
 
 
 def _format_change(old: tuple, new: tuple) -> tuple[str, str, str]:
@@ -195,7 +240,31 @@ def _format_change(old: tuple, new: tuple) -> tuple[str, str, str]:
     return "format", f"{size(old)} {kind(old)}", f"{size(new)} {kind(new)}"
 
 
-def _finish_report(rep: InputReport, info, err, stop, opt: Options, src) -> None:
+def _range(opt: Options, info, src) -> tuple[int, int | None]:
+    """--start/--end as 0-based source indices: the first frame to read (seeked to) and the
+    last one to process (None: to the end).  Live sources take only an --end time."""
+    first, end = 0, None
+    fps = info.fps
+    if opt.start is not None:
+        if info.live or not info.seekable:
+            raise KLMotionError(f"{redact(info.name)}: --start needs a file or an image folder")
+        first = opt.start.to_frame(fps)
+        if info.total_frames and first >= info.total_frames:
+            raise KLMotionError(f"{redact(info.name)}: --start {opt.start} is past the end "
+                                f"({info.total_frames} frames)")
+    if opt.end is not None:
+        if info.live and opt.end.frame is not None:
+            raise KLMotionError(f"{redact(info.name)}: --end on a camera or stream is a time, not a frame")
+        end = opt.end.frame + 1 if opt.end.frame is not None else opt.end.to_frame(fps)
+        if end <= first:
+            raise KLMotionError(f"--end ({opt.end}) is not after --start ({opt.start or 'the first frame'})")
+    if first:
+        src.seek(first)
+    return first, end
+
+
+def _finish_report(rep: InputReport, info, err, stop, opt: Options, src, index: int = 0, first: int = 0,
+                   end: int | None = None) -> None:
     n = rep.frames
     if stop.is_set():
         rep.status, rep.message = "interrupted", f"interrupted after {n} frames; outputs closed"
@@ -215,7 +284,9 @@ def _finish_report(rep: InputReport, info, err, stop, opt: Options, src) -> None
     total = info.total_frames
     if opt.max_frames and n >= opt.max_frames:
         return
-    if total and n < total - max(2, int(0.02 * total)):     # (a folder's count is exact: a short read is an error)
+    if end is not None and total:
+        total = min(total, end)
+    if total and index < total - max(2, int(0.02 * total)):     # (a folder's count is exact: a short read is an error)
         rep.status = "truncated"
-        rep.message = (f"video ended early: read {n} of {total} frames (truncated or corrupt file); "
+        rep.message = (f"video ended early: read {index} of {total} frames (truncated or corrupt file); "
                        "outputs cover what was read")

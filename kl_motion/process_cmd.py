@@ -47,13 +47,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--snapshots", action="store_true", help="snapshots/event-NNNN.jpg: the peak frame of each event")
     o.add_argument("--clips", action="store_true",
                    help="clips/event-NNNN.mp4: each event with pre_capture/post_capture seconds around it")
+    o.add_argument("--boxes", action=argparse.BooleanOptionalAction, default=True,
+                   help="boxes.csv: every moving region of every frame with a track id kept across frames")
+    o.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="report.html (motion over time, event spans, thumbnails, summary; self-contained) and "
+                        "motion.png at the end (needs --stats)")
     o.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    ev = p.add_argument_group("live events (at each event's start and end, never holding up the frames)")
+    ev.add_argument("--on-event", metavar="CMD", default="",
+                    help="run the shell command CMD with KL_MOTION_PHASE (start/end), KL_MOTION_EVENT_ID, "
+                         "KL_MOTION_INPUT, KL_MOTION_START_TIME, KL_MOTION_BOX, KL_MOTION_SNAPSHOT, "
+                         "KL_MOTION_EVENT_JSON, ... in its environment")
+    ev.add_argument("--webhook", metavar="URL", default="",
+                    help="POST each start/end record as JSON to URL (5 s timeout, retried with backoff)")
+    ev.add_argument("--mqtt", metavar="HOST[:PORT]", default="",
+                    help="publish to an MQTT broker: PREFIX/NAME/motion ON/OFF (retained), PREFIX/NAME/events "
+                         "(JSON), PREFIX/NAME/available; needs pip install 'kl-motion[mqtt]'")
+    ev.add_argument("--mqtt-prefix", metavar="PREFIX", default="kl_motion", help="MQTT topic prefix")
     r = p.add_argument_group("running")
     r.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                    help="process inputs in N parallel processes (each gets cores / N threads unless --threads)")
     from .threads import add_argument as add_threads_argument
     add_threads_argument(r)
     r.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop each input after N frames (0 = all)")
+    r.add_argument("--start", metavar="POS", default=None,
+                   help="files and folders: start at POS, a time (90, 1:30, 00:01:30.5) or a frame (150f)")
+    r.add_argument("--end", metavar="POS", default=None,
+                   help="stop at POS (a time or a frame, as --start); cameras and streams: after this time")
+    r.add_argument("--frame-skip", type=int, default=0, metavar="N",
+                   help="process one frame, then skip N (times stay the source's)")
+    r.add_argument("--fps", type=float, default=0.0, metavar="F",
+                   help="frame rate of image folders (default 25)")
     from .analyzer import detector_names
     r.add_argument("--method", default="kl_motion", choices=("kl", *detector_names()), metavar="NAME",
                    help="detector: kl_motion (default; alias kl), or a reference: mog2, knn (OpenCV + kl_motion's "
@@ -100,8 +124,28 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 # ---------------------------------------------------------------------------- helpers
 def _options(args):
+    from .errors import ParameterError
     from .outputs import Options
-    return Options(mask=args.mask, mask_format=args.mask_format, overlay=args.overlay, bins=args.bins,
+    from .timefmt import parse_position
+    if args.frame_skip < 0:
+        raise ParameterError("--frame-skip must be 0 or more")
+    if args.fps < 0 or args.fps > 1000:
+        raise ParameterError("--fps must be between 0 and 1000")
+    if args.mqtt:
+        from .notify import parse_host_port
+        parse_host_port(args.mqtt)
+        try:
+            import paho.mqtt.client  # noqa: F401
+        except ImportError:
+            raise KLMotionError("--mqtt needs paho-mqtt: pip install 'kl-motion[mqtt]'") from None
+    if args.webhook and not args.webhook.lower().startswith(("http://", "https://")):
+        raise ParameterError(f"--webhook: {args.webhook!r} is not an http:// or https:// URL")
+    return Options(boxes=args.boxes, report=args.report, on_event=args.on_event, webhook=args.webhook,
+                   mqtt=args.mqtt, mqtt_prefix=args.mqtt_prefix,
+                   start=parse_position(args.start, "--start") if args.start else None,
+                   end=parse_position(args.end, "--end") if args.end else None,
+                   frame_skip=args.frame_skip, fps=args.fps,
+                   mask=args.mask, mask_format=args.mask_format, overlay=args.overlay, bins=args.bins,
                    stats=args.stats, events=args.events, snapshots=args.snapshots, clips=args.clips,
                    force=args.force, method=args.method, max_frames=max(0, args.max_frames),
                    reconnect=args.reconnect, reconnect_attempts=max(0, args.reconnect_attempts),

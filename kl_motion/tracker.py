@@ -117,7 +117,7 @@ class _Seen:
     last_box: list[int]
     box: list[int]
     frames: int = 1
-    peak_area: int = 0
+    peak_pixels: int = 0
 
 
 @dataclass
@@ -137,7 +137,7 @@ class EventTracks:
             x0, y0 = min(s.box[0], box[0]), min(s.box[1], box[1])
             x1, y1 = max(s.box[0] + s.box[2], box[0] + box[2]), max(s.box[1] + s.box[3], box[1] + box[3])
             s.box = [x0, y0, x1 - x0, y1 - y0]
-            s.peak_area = max(s.peak_area, area)
+            s.peak_pixels = max(s.peak_pixels, area)
 
     def to_list(self, limit: int = 20) -> list[dict]:
         """The longest-lived ``limit`` tracks, in order of appearance."""

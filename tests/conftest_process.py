@@ -56,8 +56,10 @@ def count_frames(path: Path) -> int:
     return n
 
 
-def read_events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+def read_events(path: Path, phase: str | None = "end") -> list[dict]:
+    """The records of events.jsonl of one phase ('end': one per event; 'start'; None: every line)."""
+    recs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [r for r in recs if phase is None or r.get("type", "end") == phase]
 
 
 def read_stats(path: Path) -> list[dict]:

@@ -23,8 +23,9 @@ class MJPEGServer:
     """Serves ``frames_per_connection`` frames per connection, at most ``connections``
     connections (later ones get 503), then closes the connection (a dropped stream)."""
 
-    def __init__(self, frames_per_connection: int = 40, connections: int = 1, fps: float = 50.0):
+    def __init__(self, frames_per_connection: int = 40, connections: int = 1, fps: float = 50.0, frame=frame_jpeg):
         self.n, self.max_conn, self.fps = frames_per_connection, connections, fps
+        self.frame = frame          # frame number -> JPEG bytes
         self.served = 0
         self.connections = 0
         outer = self
@@ -43,7 +44,7 @@ class MJPEGServer:
                 self.end_headers()
                 try:
                     for i in range(outer.n):
-                        jpg = frame_jpeg(outer.served)
+                        jpg = outer.frame(outer.served)
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
                         self.wfile.write(f"Content-Length: {len(jpg)}\r\n\r\n".encode())
                         self.wfile.write(jpg + b"\r\n")

@@ -56,8 +56,9 @@ def test_stats_and_events(full_run):
     _, d = full_run
     rows = read_stats(d / "stats.csv")
     assert len(rows) == 60
-    assert list(rows[0]) == ["frame", "time", "fg_fraction", "kl_mean", "kl_max", "blobs", "motion", "lightswitch",
-                             "event"]
+    assert list(rows[0]) == ["frame", "time", "timecode", "fg_fraction", "kl_mean", "kl_max", "blobs", "motion",
+                             "lightswitch", "event"]
+    assert rows[30]["timecode"] == "00:00:01.200"
     assert rows[0]["frame"] == "1" and abs(float(rows[10]["time"]) - 10 / FPS) < 1e-3
     motion = [int(r["motion"]) for r in rows]
     assert sum(motion[22:38]) >= 14 and sum(motion[:18]) == 0 and sum(motion[50:]) == 0
