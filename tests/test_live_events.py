@@ -182,7 +182,8 @@ def test_report_written_by_process(file_run, tmp_path):
 
 # ---------------------------------------------------------------------------- time range, skip, fps
 def test_start_end_as_times_and_frames(h264_clip, tmp_path):
-    r = run_process(h264_clip, "--out", tmp_path / "a", "--start", "2", "--end", "3", "--no-report", "-q")
+    r = run_process(h264_clip, "--out", tmp_path / "a", "--start", "2", "--end", "3", "--no-report", "--overlay",
+                    "-q")
     assert r.returncode == 0, r.stderr
     rows = read_stats(tmp_path / "a" / "square" / "stats.csv")
     assert [int(x["frame"]) for x in rows] == list(range(51, 76))      # 2.00 s .. 2.96 s
@@ -190,6 +191,11 @@ def test_start_end_as_times_and_frames(h264_clip, tmp_path):
     assert count_frames(tmp_path / "a" / "square" / "mask.mkv") == 25
     s = json.loads((tmp_path / "a" / "square" / "summary.json").read_text())
     assert s["status"] == "ok" and s["frames"] == 25 and s["range"]["first_frame"] == 51
+    # the first frame processed is the source's frame 51 (0-based 50), not just numbered so
+    cap = cv2.VideoCapture(str(h264_clip))
+    src = [cap.read()[1].astype(int) for _ in range(150)]
+    first = cv2.VideoCapture(str(tmp_path / "a" / "square" / "overlay.mp4")).read()[1].astype(int)
+    assert int(np.argmin([np.abs(f - first).mean() for f in src])) == 50
     r = run_process(h264_clip, "--out", tmp_path / "b", "--start", "10f", "--end", "20f", "--no-mask", "-q")
     assert r.returncode == 0, r.stderr
     assert [int(x["frame"]) for x in read_stats(tmp_path / "b" / "square" / "stats.csv")] == list(range(10, 21))
