@@ -12,6 +12,12 @@ the same run and on the same frames:
     .venv/bin/python bench/pipeline.py                       # 600 frames of highway
     .venv/bin/python bench/pipeline.py --frames 300 --source DIR_OR_VIDEO --json out.json
     .venv/bin/python bench/pipeline.py --frames 300 --isa avx2   # AVX2 code for the kernels (subprocess)
+    .venv/bin/python bench/pipeline.py --notify --repeat 3       # + live events: hook, webhook, MQTT
+
+With --notify, the same pipeline with parameters that make several events (motion_area 0.06,
+event_gap 0.4) runs without notifiers and with --on-event true, --webhook (a server started
+here on 127.0.0.1), --mqtt (a mosquitto broker started here on 127.0.0.1, when installed) and
+all three.
 
 Prints a table; "overhead" is pipeline ms/frame minus detector-only ms/frame.
 """
@@ -89,6 +95,8 @@ def main() -> int:
                          "the fastest round of each stage is kept")
     ap.add_argument("--keep", metavar="DIR", help="keep the test video and outputs in DIR")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--notify", action="store_true",
+                    help="also time the pipeline with --on-event / --webhook / --mqtt (servers on 127.0.0.1)")
     _isa.add_argument(ap)
     a = ap.parse_args()
     rc = _isa.reexec_if_needed(a)
@@ -171,6 +179,29 @@ def main() -> int:
                        pipeline("kl", params.replace(scale=a.scale), **base), None))
     stages.append(("PIPELINE kl_motion: + overlay.mp4 + CDnet bins",
                    pipeline("kl", overlay=True, bins=True, **base), "kl_motion model only"))
+    stages.append(("PIPELINE kl_motion: no boxes.csv, no report",
+                   pipeline("kl", boxes=False, report=False, **base), "kl_motion model only"))
+    servers = []
+    if a.notify:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from servers import Mosquitto, RecordingHTTPServer, mosquitto_path
+        web = RecordingHTTPServer(codes=[200])
+        servers.append(web)
+        ev = params.replace(motion_area=0.06, event_gap=0.4)
+        ref = "PIPELINE kl_motion, many events: no notifier"
+        stages.append((ref, pipeline("kl", ev, **base), None))
+        stages.append(("  + --on-event true", pipeline("kl", ev, on_event="true", **base), ref))
+        stages.append(("  + --webhook http://127.0.0.1", pipeline("kl", ev, webhook=web.url, **base), ref))
+        every = dict(on_event="true", webhook=web.url)
+        if mosquitto_path():
+            broker = Mosquitto(work)
+            servers.append(broker)
+            mq = f"127.0.0.1:{broker.port}"
+            stages.append(("  + --mqtt 127.0.0.1 (mosquitto)", pipeline("kl", ev, mqtt=mq, **base), ref))
+            every["mqtt"] = mq
+        else:
+            print("mosquitto not installed: no MQTT figure")
+        stages.append(("  + all of them", pipeline("kl", ev, **every, **base), ref))
 
     best: dict[str, tuple] = {}
     for r in range(rounds):
@@ -202,6 +233,10 @@ def main() -> int:
         print(f"{r['stage']:<{w}}  {r['fps']:>8.1f}  {r['ms_per_frame']:>8.2f}  {r['note']}")
     print()
     isa = _isa.print_kernel_isa()
+    for srv in servers:
+        srv.close() if hasattr(srv, "close") else srv.stop()
+    if a.notify:
+        print(f"webhook server received {len(servers[0].requests)} POSTs")
     if a.json:
         Path(a.json).write_text(json.dumps(dict(rows=rows, kernel_isa=isa), indent=1) + "\n")
     if not a.keep:
