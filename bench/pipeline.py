@@ -83,6 +83,57 @@ class NullDetector:
     relearn = reset
 
 
+def notify_bench(video: Path, work: Path, params: Params, rounds: int) -> list[dict]:
+    """The default pipeline with and without --on-event / --webhook / --mqtt, interleaved round by round;
+    wall and CPU time (this process and its children: the hook's shells) per frame, medians."""
+    import statistics
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers import Mosquitto, RecordingHTTPServer, mosquitto_path
+    web = RecordingHTTPServer(codes=[200])
+    broker = Mosquitto(work) if mosquitto_path() else None
+    ev = params.replace(motion_area=0.06, event_gap=0.4)      # several events in a short clip
+    configs = [("no notifier (default)", {}), ("--on-event true", dict(on_event="true")),
+               ("--webhook http://127.0.0.1", dict(webhook=web.url))]
+    if broker:
+        configs.append(("--mqtt 127.0.0.1 (mosquitto)", dict(mqtt=f"127.0.0.1:{broker.port}")))
+    else:
+        print("mosquitto not installed: no MQTT figure")
+    every = {k: v for _, c in configs for k, v in c.items()}
+    configs.append(("all three", every))
+    res: dict[str, list] = {}
+    try:
+        for _ in range(max(3, rounds)):
+            for name, extra in configs:
+                out = work / "out_notify"
+                if out.exists():
+                    shutil.rmtree(out)
+                opt = Options(method="kl", force=True, **extra)
+                t0 = os.times()
+                rep = process_input(str(video), out, ev, opt, stop=threading.Event())
+                t1 = os.times()
+                if rep.failed:
+                    raise SystemExit(f"pipeline failed: {rep.message}")
+                cpu = (t1.user - t0.user + t1.system - t0.system + t1.children_user - t0.children_user
+                       + t1.children_system - t0.children_system)
+                res.setdefault(name, []).append((rep.seconds / rep.frames * 1e3, cpu / rep.frames * 1e3, rep.events))
+    finally:
+        web.close()
+        if broker:
+            broker.stop()
+    base = statistics.median(x[0] for x in res[configs[0][0]])
+    rows = []
+    print(f"live events: motion_area {ev.motion_area:g}, event_gap {ev.event_gap:g} s; median of {max(3, rounds)} interleaved rounds; "
+          f"webhook server got {len(web.requests)} POSTs")
+    print(f"{'notifiers':<30} {'wall ms/frame':>14} {'vs default':>11} {'CPU ms/frame':>13} {'events':>7}")
+    for name, v in res.items():
+        wall, cpu = statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)
+        rows.append(dict(notifiers=name, wall_ms=round(wall, 2), cpu_ms=round(cpu, 2), events=v[0][2],
+                         ratio=round(wall / base, 3)))
+        print(f"{name:<30} {wall:>14.2f} {wall / base:>11.3f} {cpu:>13.2f} {v[0][2]:>7}")
+    print()
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", default=str(DEFAULT_SRC), help="frames to build the test video from")
@@ -97,6 +148,7 @@ def main() -> int:
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--notify", action="store_true",
                     help="also time the pipeline with --on-event / --webhook / --mqtt (servers on 127.0.0.1)")
+    ap.add_argument("--notify-only", action="store_true", help="only the --notify table")
     _isa.add_argument(ap)
     a = ap.parse_args()
     rc = _isa.reexec_if_needed(a)
@@ -110,6 +162,13 @@ def main() -> int:
     video = make_video(a.source, a.frames, (W, H), work / f"bench_{W}x{H}{ext}", a.codec)
     params = Params()
     load0 = os.getloadavg()
+    if a.notify_only:
+        print(f"{W}x{H}, {a.frames} frames of {a.codec}, {os.cpu_count()} cores, load {load0[0]:.1f}")
+        notify_bench(video, work, params, rounds)
+        print(f"load after {os.getloadavg()[0]:.1f}")
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     frames: list = []
     masks: list = []
@@ -181,28 +240,6 @@ def main() -> int:
                    pipeline("kl", overlay=True, bins=True, **base), "kl_motion model only"))
     stages.append(("PIPELINE kl_motion: no boxes.csv, no report",
                    pipeline("kl", boxes=False, report=False, **base), "kl_motion model only"))
-    servers = []
-    if a.notify:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from servers import Mosquitto, RecordingHTTPServer, mosquitto_path
-        web = RecordingHTTPServer(codes=[200])
-        servers.append(web)
-        ev = params.replace(motion_area=0.06, event_gap=0.4)
-        ref = "PIPELINE kl_motion, many events: no notifier"
-        stages.append((ref, pipeline("kl", ev, **base), None))
-        stages.append(("  + --on-event true", pipeline("kl", ev, on_event="true", **base), ref))
-        stages.append(("  + --webhook http://127.0.0.1", pipeline("kl", ev, webhook=web.url, **base), ref))
-        every = dict(on_event="true", webhook=web.url)
-        if mosquitto_path():
-            broker = Mosquitto(work)
-            servers.append(broker)
-            mq = f"127.0.0.1:{broker.port}"
-            stages.append(("  + --mqtt 127.0.0.1 (mosquitto)", pipeline("kl", ev, mqtt=mq, **base), ref))
-            every["mqtt"] = mq
-        else:
-            print("mosquitto not installed: no MQTT figure")
-        stages.append(("  + all of them", pipeline("kl", ev, **every, **base), ref))
-
     best: dict[str, tuple] = {}
     for r in range(rounds):
         for name, fn, _ in stages:
@@ -233,12 +270,9 @@ def main() -> int:
         print(f"{r['stage']:<{w}}  {r['fps']:>8.1f}  {r['ms_per_frame']:>8.2f}  {r['note']}")
     print()
     isa = _isa.print_kernel_isa()
-    for srv in servers:
-        srv.close() if hasattr(srv, "close") else srv.stop()
-    if a.notify:
-        print(f"webhook server received {len(servers[0].requests)} POSTs")
+    notify_rows = notify_bench(video, work, params, rounds) if a.notify else []
     if a.json:
-        Path(a.json).write_text(json.dumps(dict(rows=rows, kernel_isa=isa), indent=1) + "\n")
+        Path(a.json).write_text(json.dumps(dict(rows=rows, kernel_isa=isa, notify=notify_rows), indent=1) + "\n")
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0

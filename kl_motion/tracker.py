@@ -139,9 +139,11 @@ class EventTracks:
             s.box = [x0, y0, x1 - x0, y1 - y0]
             s.peak_pixels = max(s.peak_pixels, area)
 
-    def to_list(self, limit: int = 20) -> list[dict]:
-        """The longest-lived ``limit`` tracks, in order of appearance."""
-        best = sorted(self.seen.values(), key=lambda s: -s.frames)[:limit]
+    def to_list(self, limit: int = 20, min_frames: int = 3) -> list[dict]:
+        """The longest-lived ``limit`` tracks seen in at least ``min_frames`` frames (shorter ones are
+        mostly flicker: leaves, noise), in order of appearance."""
+        kept = [s for s in self.seen.values() if s.frames >= min_frames]
+        best = sorted(kept, key=lambda s: -s.frames)[:limit]
         return [vars(s).copy() for s in sorted(best, key=lambda s: (s.first_frame, s.id))]
 
     def clear(self) -> None:
