@@ -149,7 +149,7 @@ class CommandHook(Notifier):
         t0 = time.monotonic()
         try:
             r = subprocess.run(self.command, shell=True, env=env, cwd=self.cwd, timeout=self.timeout,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)   # its output is the user's
         except subprocess.TimeoutExpired:
             self.say_once("timeout", "%r ran longer than %.0f s and was stopped", self.command, self.timeout)
             return False
