@@ -10,6 +10,7 @@ time).  Runs with Debian's Python and GStreamer (not the project's venv):
     /usr/bin/python3 tools/fake_camera.py [--port 8554] [--every 10] [--moving 3]
 """
 import argparse
+import time
 
 import gi
 import numpy as np
@@ -41,13 +42,19 @@ class Factory(GstRtspServer.RTSPMediaFactory):
     def do_create_element(self, url):
         pipe = (f"appsrc name=src is-live=true format=time do-timestamp=false "
                 f"caps=video/x-raw,format=RGB,width={W},height={H},framerate={FPS}/1 ! videoconvert ! "
+                f"video/x-raw,format=I420 ! "
                 f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={FPS} ! rtph264pay name=pay0 pt=96")
         el = Gst.parse_launch(pipe)
         src = el.get_by_name("src")
-        state = {"i": 0}
+        state = {"i": 0, "t0": None}
 
         def need_data(appsrc, length):
             i = state["i"]
+            if state["t0"] is None:
+                state["t0"] = time.monotonic()
+            wait = state["t0"] + i / FPS - time.monotonic()     # real time, as a camera
+            if wait > 0:
+                time.sleep(wait)
             buf = Gst.Buffer.new_wrapped(frame(i, self.every, self.moving))
             buf.pts = buf.dts = i * Gst.SECOND // FPS
             buf.duration = Gst.SECOND // FPS
