@@ -154,6 +154,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     shape = None
     start_wall = time.time()
     t_live0 = None
+    t = 0.0
+    at_end = False              # stopped by --end
     ok = True
     try:
         tstart = time.perf_counter()
@@ -166,10 +168,12 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
                     t_live0, outputs.wall0 = now, time.time()
                 t = now - t_live0
                 if end_index is not None and t >= opt.end.seconds:
+                    at_end = True
                     break
             else:
                 t = index / fps
                 if end_index is not None and index >= end_index:
+                    at_end = True
                     break
             index += 1              # now the 1-based number of this frame
             if (index - 1 - first_index) % step:
@@ -212,13 +216,13 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         rep.events = len(analyzer.events)
         rep.lightswitches = analyzer.lightswitches
         if ok:
-            _finish_report(rep, info, err, stop, opt, src, index, first_index, end_index)
+            _finish_report(rep, info, err, stop, opt, src, index, first_index, end_index, at_end)
             summary = dict(rep.to_dict(), started=start_wall, params=params.to_dict(),
                            source=dict(kind=info.kind, width=info.width, height=info.height, fps=fps,
                                        fps_from=("--fps" if opt.fps and info.kind == "folder" else
                                                  "default" if not info.fps_known else info.kind)),
                            range=dict(first_frame=first_index + 1, last_frame=index, frame_skip=step - 1,
-                                      start=timecode(first_index / fps), end=timecode(index / fps)))
+                                      start=timecode(first_index / fps), end=timecode(t if live else index / fps)))
             write_text(paths["summary"], json.dumps(summary, indent=1, default=str) + "\n")
             if "report" in paths:
                 try:
@@ -264,7 +268,7 @@ def _range(opt: Options, info, src) -> tuple[int, int | None]:
 
 
 def _finish_report(rep: InputReport, info, err, stop, opt: Options, src, index: int = 0, first: int = 0,
-                   end: int | None = None) -> None:
+                   end: int | None = None, at_end: bool = False) -> None:
     n = rep.frames
     if stop.is_set():
         rep.status, rep.message = "interrupted", f"interrupted after {n} frames; outputs closed"
@@ -274,7 +278,9 @@ def _finish_report(rep: InputReport, info, err, stop, opt: Options, src, index: 
         rep.message = f"read error after {n} frames: {err}"
         return
     if info.live:
-        if opt.max_frames and n >= opt.max_frames:
+        if at_end:
+            rep.status, rep.message = "ok", f"stopped at --end {opt.end} after {n} frames"
+        elif opt.max_frames and n >= opt.max_frames:
             rep.status, rep.message = "ok", f"stopped after --max-frames {n}"
         else:
             gave_up = getattr(src, "gave_up", False)

@@ -270,3 +270,18 @@ def test_start_on_a_stream_is_refused(tmp_path):
         r = run_process(s.url, "--out", tmp_path, "--start", "2", "--stream-timeout", "5")
     no_traceback(r)
     assert r.returncode != 0 and "--start needs a file or an image folder" in r.stderr
+
+
+def test_end_time_on_a_stream(tmp_path):
+    with MJPEGServer(frames_per_connection=400, connections=1, fps=50) as s:
+        t0 = time.monotonic()
+        r = run_process(s.url, "--out", tmp_path, "--end", "1.5", "--stream-timeout", "5", "--no-report")
+        took = time.monotonic() - t0
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    assert "stopped at --end 00:00:01.500" in r.stderr
+    (d,) = [x for x in tmp_path.iterdir() if x.is_dir()]
+    rows = read_stats(d / "stats.csv")
+    assert float(rows[-1]["time"]) < 1.5 and float(rows[-1]["time"]) > 1.0
+    s = json.loads((d / "summary.json").read_text())
+    assert s["status"] == "ok" and took < 7.5         # the server would have gone on for 8 s
