@@ -43,6 +43,8 @@ def test_live_stream_start_is_announced_before_the_event_ends(tmp_path):
     if mosquitto_path() is None:
         pytest.skip("mosquitto not installed (.ci/run installs it)")
     pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'kl-motion[mqtt]'")
+    from kl_motion import MotionModel       # numba's cache filled first: a compiling child would lag the stream
+    MotionModel().apply(square_frame(0))
     hook_log = tmp_path / "hook.txt"
     broker = Mosquitto(tmp_path)
     web = RecordingHTTPServer(codes=[200])
