@@ -31,6 +31,10 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "kl_motion", "process", str(seq), "--out", str(work), "--snapshots",
                     "--no-mask", "--motion-area", "0.06", "--event-gap", "0.4", "-q"], check=True)
     page = work / "highway" / "report.html"
+    if not page.exists():            # a kl-motion without the report output: build it here
+        sys.path.insert(0, str(ROOT))
+        from kl_motion.report import write_report
+        write_report(work / "highway")
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--no-first-run", "--hide-scrollbars", "--window-size=1180,1250", f"--screenshot={a.out}",
                     page.as_uri()], check=True, capture_output=True)
