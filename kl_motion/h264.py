@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputError
-from .sinks import _finish, part_name
+from .sinks import _finish, check_space, part_name
 
 log = logging.getLogger("kl_motion")
 
@@ -52,6 +52,7 @@ class H264Sink:
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self.closed = False
+        self._failed: str | None = None     # why a write failed (the file is then incomplete)
 
     def _open(self, w: int, h: int) -> None:
         av = _av()
@@ -82,9 +83,39 @@ class H264Sink:
         av = _av()
         fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
         fr.pts = self.frames
-        for pkt in self._s.encode(fr):
-            self._c.mux(pkt)
         self.frames += 1
+        if self._failed:
+            return                      # the file is incomplete already; end() says so
+        check_space(self.tmp)
+        try:
+            for pkt in self._s.encode(fr):
+                self._c.mux(pkt)
+        except (OSError, av.error.FFmpegError) as e:     # a full disk, a file-size limit
+            self._failed = str(e)
+
+    def end(self, verify: bool = True) -> None:
+        """Flush and close the file without renaming it; with ``verify``, OutputError when a write
+        failed (the file keeps its temporary name, readable as far as it got)."""
+        if self._c is None:
+            return
+        c, self._c = self._c, None
+        try:
+            if not self._failed:
+                for pkt in self._s.encode(None):
+                    c.mux(pkt)
+        except Exception as e:
+            self._failed = self._failed or str(e)
+        finally:
+            try:
+                c.close()
+            except Exception as e:
+                self._failed = self._failed or str(e)
+        if verify and self._failed:
+            raise OutputError(f"{self.tmp}: incomplete: {self._failed}; kept under its temporary name")
+
+    def commit(self) -> Path | None:
+        """Rename the closed video to its final name (None when nothing was written)."""
+        return _finish(self.tmp, self.path, True) if self.frames else None
 
     def close(self, ok: bool = True) -> Path | None:
         if self.closed:
@@ -92,13 +123,22 @@ class H264Sink:
         self.closed = True
         if self._c is None:
             return None
-        try:
-            for pkt in self._s.encode(None):
-                self._c.mux(pkt)
-        finally:
-            self._c.close()
+        self.end(verify=ok)
+        return self.commit() if ok else self.tmp
+
+    def discard(self) -> None:
+        """Remove the temporary file (of a run that failed before writing anything)."""
+        if self._c is not None:
+            try:
+                self._c.close()
+            except Exception:
+                pass
             self._c = None
-        return _finish(self.tmp, self.path, ok)
+        self.closed = True
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
 
     def __enter__(self):
         return self
