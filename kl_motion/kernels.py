@@ -256,7 +256,7 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
     H = frame.shape[1]
     W = frame.shape[2]
     K = st.shape[2]
-    lvl, fgd = fb
+    lvl, fgd, rest_learn = fb
     colsum = fs[_COLSUM]
     fC = np.float32(C)
     invC = F1 / fC
@@ -309,8 +309,11 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         fgv = F1 if fg else F0
         blink = F1 if fg != ((flag & 8) != 0) else F0
         lvl[y, x] = rv + rest_rate * (blink - rv) if fgd[y, x] == 0 else rv
+        # slowed learning where the pixel is foreground; the slowdown fades out at restless pixels
+        # (water, leaves labelled foreground are still learned; an object at a calm pixel stays)
         slow = (fg & ((flag & 1) == 0)) | ((flag & 3) == 2)
-        a = alpha * fg_factor if slow else alpha
+        ff = fg_factor + (F1 - fg_factor) * min(F1, rest_learn * rv)
+        a = alpha * ff if slow else alpha
         A[x] = a if a > F0 else F0
         M[x] = -F1
         T[x] = F0
@@ -466,7 +469,7 @@ def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
 
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-         pool_r, beta, kl_thr, lvl, fgd, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma,
+         pool_r, beta, kl_thr, lvl, fgd, rest_gain, rest_rate, rest_learn, nb_r, shadows, sh_lo, sh_hi, sh_chroma,
          nthreads=0):
     """One frame: per pixel, the score (pass 1) then the label and the update (pass 2).
 
@@ -484,7 +487,8 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
       restless level lvl <- lvl + rest_rate (flipped - lvl), where flipped = the label's fg-ness
       changed since the last frame; only where fgd (the model's last cleaned mask, dilated) is 0;
       Zivkovic update of the mixture with this frame's pixel, learning rate alpha
-      (times fg_factor where the label is 255 or the pixel's own background does not explain it).
+      (times fg_factor + (1 - fg_factor) min(1, rest_learn * lvl) where the label is 255 or the
+      pixel's own background does not explain it: the slowdown fades out at restless pixels).
 
     Schedule (same results as pass 1 everywhere, a barrier, then pass 2 everywhere): the rows are
     cut into bands, one prange iteration per band.  Within a band, pass 2 of row y - lag runs
@@ -496,13 +500,14 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     frame: (C, H, W) uint8 planes (cv2.split) with C = 1 or 3.  st: (H, 2 + C, K, W) float32, cur: (C + 1, H, W)
     float32 (module docstring).  kl_px, kl_out: (H, W) float32.  raw_out: (H, W) uint8: the last
     frame's labels on entry, this frame's on return.  lvl: (H, W) float32 restless level; fgd:
-    (H, W) uint8, nonzero under the last cleaned mask dilated.
+    (H, W) uint8, nonzero under the last cleaned mask dilated.  rest_learn: how fast the
+    foreground slowdown fades out with the restless level.
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
     """
     f = _step3 if frame.shape[0] == 3 else _step1      # compiled separately, when first needed
     f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
-      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd), rest_gain, rest_rate, nb_r, shadows, sh_lo,
+      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd, np.float32(rest_learn)), rest_gain, rest_rate, nb_r, shadows, sh_lo,
       sh_hi, sh_chroma, nthreads)
 
 

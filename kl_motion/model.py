@@ -259,6 +259,7 @@ class MotionModel:
                      np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
                      p.pool_radius, np.float32(p.current_rate),
                      np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(p.restless_rate),
+                     np.float32(p.restless_learn),
                      p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
         if p.current_rate >= 1.0:

@@ -40,6 +40,7 @@ class StepParams:
     kl_thr: float = 6.0
     rest_gain: float = 0.0
     rest_rate: float = 0.0
+    rest_learn: float = 0.0
     nb_r: int = 1
     shadows: bool = True
     sh_lo: float = 0.45
@@ -269,12 +270,14 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
     return comps
 
 
-def learning_rate(label: int, misfit: bool, shadow: bool, p: StepParams) -> float:
-    """alpha, times fg_factor where the label is 255 or the pixel's own background does not
-    explain it (and it is not shadow-like)."""
+def learning_rate(label: int, misfit: bool, shadow: bool, level: float, p: StepParams) -> float:
+    """alpha, times f = fg_factor + (1 - fg_factor) min(1, rest_learn level) where the label is
+    255 or the pixel's own background does not explain it (and it is not shadow-like): the
+    foreground slowdown fades out as the pixel's restless level (before this frame's update) rises."""
     a = p.f32("alpha")
     if label == 255 or (misfit and not shadow):
-        a = a * p.f32("fg_factor")
+        f = p.f32("fg_factor")
+        a = a * (f + (1.0 - f) * min(1.0, p.f32("rest_learn") * level))
     return a
 
 
@@ -344,7 +347,7 @@ def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray
     for y in range(H):
         for x in range(W):
             n = int(nmodes[y, x])
-            a = learning_rate(int(raw[y, x]), bool(misfit[y, x]), bool(shadow[y, x]), p)
+            a = learning_rate(int(raw[y, x]), bool(misfit[y, x]), bool(shadow[y, x]), float(fb[y, x, 0]), p)
             if a <= 0.0:
                 gmm_new[y, x, :n] = gmm[y, x, :n]
                 continue
@@ -372,6 +375,6 @@ def params_for_frame(params, n: int, first: bool) -> StepParams:
         bg_ratio=params.background_ratio, var_init=params.var_init, var_min=params.var_min,
         var_max=params.var_max, c_prior=params.complexity_prior, fg_factor=params.fg_learn_factor,
         pool_r=params.pool_radius, beta=params.current_rate, kl_thr=params.kl_threshold,
-        rest_gain=params.restless_gain, rest_rate=params.restless_rate,
+        rest_gain=params.restless_gain, rest_rate=params.restless_rate, rest_learn=params.restless_learn,
         nb_r=params.neighbour_radius, shadows=params.detect_shadows, sh_lo=params.shadow_low,
         sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma)

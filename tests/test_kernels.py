@@ -160,6 +160,7 @@ def test_step_matches_reference(seed, C):
     dict(bg_ratio=0.5, c_prior=0.2, beta=1.0), dict(bg_ratio=1.0, c_prior=0.0),
     dict(nb_r=0), dict(nb_r=2, pool_r=0), dict(nb_r=3, pool_r=3, kl_thr=40.0), dict(var_min=4.0, kl_thr=2.0),
     dict(rest_gain=6.0, rest_rate=0.2), dict(rest_gain=40.0, rest_rate=0.5, shadows=False),
+    dict(rest_gain=6.0, rest_rate=0.3, rest_learn=4.0), dict(rest_gain=20.0, rest_rate=0.5, rest_learn=50.0, fg_factor=0.0),
 ])
 def test_step_matches_reference_other_params(over):
     run_sequence(3, 3, K=4, n=10, **over)

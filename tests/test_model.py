@@ -91,14 +91,14 @@ def test_threshold_change_with_default_params_changes_the_next_mask():
     frames = []
     for i in range(36):
         f = base + rng.normal(0, 3.0, base.shape)
-        if i >= 30:                      # a low-contrast object: +40 grey levels
-            f[20:32, 10 + i - 30:22 + i - 30] += 40.0
+        if i >= 30:                      # a low-contrast object: +60 grey levels
+            f[20:32, 10 + i - 30:22 + i - 30] += 60.0
         frames.append(np.clip(f, 0, 255).astype(np.uint8))
     m, twin = MotionModel(), MotionModel()
     for f in frames[:-1]:
         m.apply(f)
         twin.apply(f)
-    m.set_params(kl_threshold=m.params.kl_threshold * 8)
+    m.set_params(kl_threshold=m.params.kl_threshold * 20)
     r, rt = m.apply(frames[-1]), twin.apply(frames[-1])
     assert np.count_nonzero(rt.mask == 255) > 50
     assert np.count_nonzero(r.mask == 255) < 0.5 * np.count_nonzero(rt.mask == 255)

@@ -85,3 +85,58 @@ def test_object_edges_do_not_raise_the_threshold():
         found.append((r.mask[40:60, x:x + 15] == 255).mean())
     assert min(found[100:]) > 0.9, found[100:]
     assert m._fb[40:60].max() < 0.05
+
+
+def two_state_water(n: int, seed: int = 0):
+    """Calm noisy background; in WATER every pixel shows, on about a third of the frames, its own
+    second colour (+-70 grey levels): a bimodal background, like glints on water."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
+    alt = bg.copy()
+    alt[WATER] = np.clip(bg[WATER] + rng.choice([-70.0, 70.0], bg[WATER].shape[:2])[..., None], 0, 255)
+    for _ in range(n):
+        f = bg + 2.0 * rng.standard_normal((H, W, 3))
+        j = rng.random((H, W)) < 0.35
+        f[j] = alt[j]
+        yield np.clip(np.round(f), 0, 255).astype(np.uint8)
+
+
+def run_two_state(**over):
+    m = MotionModel(Params(**over))
+    kl = [float(m.apply(f).kl[WATER].mean()) for f in two_state_water(120)]
+    return np.array(kl), m
+
+
+def test_restless_pixels_learn_their_second_colour():
+    """restless_learn: where a pixel is restless, the foreground slowdown (fg_learn_factor) fades
+    out, so a second background colour is learned into the mixture: the KL score itself falls
+    (~1 after 60 frames) and the restless level returns to ~0 (calm threshold, full sensitivity
+    again), instead of the threshold staying raised over a scene that still scores ~90."""
+    assert Params().restless_learn > 0
+    kl, m = run_two_state()
+    assert kl[60:].mean() < 5.0, kl[60:]
+    assert m._fb[WATER].mean() < 0.02
+    assert (m._nmodes[WATER] >= 2).mean() > 0.9       # the second colour is a component
+
+
+def test_without_restless_learn_the_second_colour_stays_foreground():
+    kl, m = run_two_state(restless_learn=0.0)
+    assert kl[60:].mean() > 50.0, kl[60:]
+    assert m._fb[WATER].mean() > 0.08
+
+
+def test_an_object_that_stops_at_a_calm_pixel_stays_foreground():
+    """A 20x20 object walks in for 30 frames and stops: it stays foreground (fg_learn_factor 0.1 of
+    the rate, no restless level under it) for 150 frames after it stopped (history 200)."""
+    rng = np.random.default_rng(0)
+    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
+    m = MotionModel()
+    held = []
+    for t in range(300):
+        f = bg + 2.0 * rng.standard_normal((H, W, 3))
+        if t >= 100:
+            x = 50 + min(t - 100, 30)
+            f[55:75, x:x + 20] = (30, 220, 40)
+        r = m.apply(np.clip(np.round(f), 0, 255).astype(np.uint8))
+        held.append((r.mask[55:75, 80:100] == 255).mean())
+    assert min(held[131:280]) > 0.95, held[131:280]
