@@ -61,6 +61,8 @@ class Options:
     end: Position | None = None     # ... and where to stop (files, folders; live: a time)
     frame_skip: int = 0             # frames skipped after each processed one
     fps: float = 0.0                # image folders: frames per second (0: 25)
+    lead_in: int = 0                # frames before --start analysed (the model learns) but not written: a
+                                    # chunk's warm-up (kl_motion.chunks)
 
 
 @dataclass
@@ -134,6 +136,12 @@ class Item:
 
 
 @dataclass
+class LeadItem:
+    """A lead-in frame (before --start, see ``Options.lead_in``): only the box tracker sees it."""
+    blobs: list
+
+
+@dataclass
 class EndItem:
     """Events that ended without a frame of their own (end of input, a reset)."""
     ev: FrameEvents
@@ -200,9 +208,17 @@ class Outputs:
         self.wall0: float | None = None
         self.source = ""
         self._written: set[str] = set()         # snapshot and clip file names of this run
+        self.lead_boxes: list[tuple[int, list[int]]] = []   # (track id, box) of the last lead-in frame
 
     # -- per frame
+    def _lead(self, it: LeadItem) -> None:
+        ids = self.tracker.update(it.blobs)
+        self.lead_boxes = [(i, list(b.box if hasattr(b, "box") else b)) for i, b in zip(ids, it.blobs)]
+
     def handle(self, it) -> None:
+        if isinstance(it, LeadItem):
+            self._lead(it)
+            return
         if isinstance(it, EndItem):
             for ev in it.ev.ended:
                 self._end_event(ev)

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +22,7 @@ from .analyzer import Analyzer, Detector, make_detector
 from .atomic import write_text
 from .errors import KLMotionError, OutputError
 from .outlock import OutputLock
-from .outputs import (STATS_HEADER, EndItem, InputReport, Item, Options, Outputs, end_item,  # noqa: F401
+from .outputs import (STATS_HEADER, EndItem, InputReport, Item, LeadItem, Options, Outputs, end_item,  # noqa: F401
                       output_paths)
 from .notify import make_notifiers
 from .params import Params
@@ -35,6 +36,24 @@ from .streams import ReconnectingSource, open_live
 log = logging.getLogger("kl_motion")
 
 _compile_notice = threading.Lock()   # held once said: one notice per process
+
+
+@dataclass
+class ChunkInfo:
+    """What a chunk of a long recording (``Options.lead_in`` frames of warm-up before ``--start``)
+    tells the join (kl_motion.chunks) besides its outputs; filled in by ``process_input``.
+
+    ``lead_events``: events that ended during the lead-in (the previous chunk has them; their ids
+    come first in this chunk's numbering).  ``head``: the event open at the first written frame,
+    as seen on the written frames only (id, motion_frames, peak_pixels, peak_frame, peak_time,
+    box), or None.  ``tail_id``: the id of the event still open at the chunk's end (closed by its
+    end, not by a gap), or 0.  ``lead_boxes``: (track id, box) of the last lead-in frame's boxes.
+    ``pixels``: pixels of a frame."""
+    lead_events: int = 0
+    head: dict | None = None
+    tail_id: int = 0
+    lead_boxes: list = field(default_factory=list)
+    pixels: int = 0
 
 
 def input_name(spec: str) -> str:
@@ -72,11 +91,12 @@ def _say_compiling() -> None:
 
 def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
                   stop: threading.Event | None = None, progress: Callable | None = None,
-                  detector: Detector | None = None) -> InputReport:
+                  detector: Detector | None = None, chunk: ChunkInfo | None = None) -> InputReport:
     """Process one input into ``out_dir``.  Returns a report; a bad input is a report
     with status 'failed' and a one-line message, not an exception.  ``detector`` (default:
     ``make_detector(opt.method, params)``) is the detector to run, built by the caller with
-    ``params`` (its own parameters are used as they are)."""
+    ``params`` (its own parameters are used as they are).  ``chunk``: filled in for the join of a
+    chunked recording (see ChunkInfo)."""
     stop = stop or threading.Event()
     shown = redact(fsnames.shown(spec))
     rep = InputReport(input=shown, out_dir=str(out_dir), name=Path(out_dir).name)
@@ -86,7 +106,7 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
     t0 = time.perf_counter()
     try:
         with OutputLock(out_dir):      # one run at a time writes this folder
-            _process(spec, Path(out_dir), params, opt, stop, progress, rep, detector)
+            _process(spec, Path(out_dir), params, opt, stop, progress, rep, detector, chunk)
     except KLMotionError as e:
         rep.status, rep.message = "failed", fsnames.shown(str(e).replace(str(spec), shown))
     except (KeyboardInterrupt, SystemExit):
@@ -100,7 +120,7 @@ def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,
 
 
 def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, rep: InputReport,
-             detector: Detector | None = None) -> None:
+             detector: Detector | None = None, chunk: ChunkInfo | None = None) -> None:
     paths = output_paths(out_dir, opt)
     check_new(paths.values(), opt.force)
     src = open_input(spec, opt, stop)
@@ -114,12 +134,13 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     fps = info.fps
     if info.kind == "folder":
         log.info("%s: image folder at %g fps%s", redact(info.name), fps, "" if opt.fps else " (--fps to change)")
+    step = max(0, opt.frame_skip) + 1
     try:
-        first_index, end_index = _range(opt, info, src)
+        first_index, end_index, lead = _range(opt, info, src, step)
     except BaseException:
         src.close()
         raise
-    step = max(0, opt.frame_skip) + 1
+    chunk = chunk if chunk is not None else ChunkInfo()
     rep.expected_frames = info.total_frames
     if progress is not None:
         total = info.total_frames
@@ -150,7 +171,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
     reader = ReaderThread(src, opt.queue_size, stop)
     writer = WriterThread(outputs.handle, opt.queue_size)
     n = 0                       # frames processed
-    index = first_index         # 0-based index in the source of the frame read last
+    index = first_index - lead  # 0-based index in the source of the frame read last
+    head = None                 # the event open at the first written frame (after a lead-in)
     shape = None
     start_wall = time.time()
     t_live0 = None
@@ -178,8 +200,20 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             index += 1              # now the 1-based number of this frame
             if (index - 1 - first_index) % step:
                 continue            # --frame-skip: read, not processed
+            if index <= first_index:   # lead-in: the model learns, nothing is written
+                a = analyzer.analyze(frame, t, index)
+                writer.put(LeadItem(a.blobs))
+                continue
             n += 1
+            if n == 1 and lead:     # the events of the lead-in: ended (the previous chunk's) or open
+                chunk.lead_events = len(analyzer.events)
+                act = analyzer.active_event
+                if act is not None:
+                    head = chunk.head = dict(id=act.id, motion_frames=0, peak_pixels=0, peak_frame=0,
+                                             peak_time=0.0, box=[0, 0, 0, 0])
             a = analyzer.analyze(frame, t, index)
+            if head is not None and a.event_id == head["id"] and a.events.in_motion:
+                _add_to_head(head, a)
             if a.reset:
                 log.warning("%s: frame %s changed from %s to %s at frame %d; model reset", redact(info.name),
                             *_format_change(shape, frame.shape), index)
@@ -205,6 +239,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
         if not alive:   # never release a capture another thread is still reading from
             src.close()
         ended = analyzer.finish()
+        chunk.tail_id = ended[0].id if ended else 0
+        chunk.pixels = int(shape[0] * shape[1]) if shape is not None else 0
         try:
             if ended:
                 writer.put(end_item(ended))
@@ -213,7 +249,8 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
             rep.outputs = outputs.close(ok)
             notifiers.close(10.0)     # deliver what is queued (the last 'end' records), for at most 10 s
         rep.frames = n
-        rep.events = len(analyzer.events)
+        rep.events = len(analyzer.events) - chunk.lead_events
+        chunk.lead_boxes = outputs.lead_boxes
         rep.lightswitches = analyzer.lightswitches
         if ok:
             _finish_report(rep, info, err, stop, opt, src, index, first_index, end_index, at_end)
@@ -231,6 +268,22 @@ def _process(spec, out_dir: Path, params: Params, opt: Options, stop, progress, 
                     log.warning("%s: report not written: %s", out_dir.name, e)
 
 
+def _add_to_head(head: dict, a) -> None:
+    """A written motion frame of the event open at the first written frame (its part in this chunk)."""
+    from .events import boxes_union
+    head["motion_frames"] += 1
+    if a.area > head["peak_pixels"]:
+        head.update(peak_pixels=int(a.area), peak_frame=a.index, peak_time=a.time)
+    b = boxes_union(a.blobs)
+    if b:
+        x, y, w, h = head["box"]
+        if w <= 0 or h <= 0:
+            head["box"] = list(b)
+        else:
+            x0, y0 = min(x, b[0]), min(y, b[1])
+            head["box"] = [x0, y0, max(x + w, b[0] + b[2]) - x0, max(y + h, b[1] + b[3]) - y0]
+
+
 def _format_change(old: tuple, new: tuple) -> tuple[str, str, str]:
     """("size", "160x120", "120x90"), or ("format", "320x240 colour", "320x240 grey") when only the
     channels changed (the size alone would read "from 320x240 to 320x240")."""
@@ -244,9 +297,11 @@ def _format_change(old: tuple, new: tuple) -> tuple[str, str, str]:
     return "format", f"{size(old)} {kind(old)}", f"{size(new)} {kind(new)}"
 
 
-def _range(opt: Options, info, src) -> tuple[int, int | None]:
-    """--start/--end as 0-based source indices: the first frame to read (seeked to) and the
-    last one to process (None: to the end).  Live sources take only an --end time."""
+def _range(opt: Options, info, src, step: int = 1) -> tuple[int, int | None, int]:
+    """--start/--end as 0-based source indices: the first frame to write and the last one to
+    process (None: to the end), and the lead-in: frames before the first one that are read
+    (seeked to) and analysed but not written (``opt.lead_in``, at most --start, a multiple of
+    the frame step).  Live sources take only an --end time."""
     first, end = 0, None
     fps = info.fps
     if opt.start is not None:
@@ -262,9 +317,12 @@ def _range(opt: Options, info, src) -> tuple[int, int | None]:
         end = opt.end.frame + 1 if opt.end.frame is not None else opt.end.to_frame(fps)
         if end <= first:
             raise KLMotionError(f"--end ({opt.end}) is not after --start ({opt.start or 'the first frame'})")
-    if first:
-        src.seek(first)
-    return first, end
+    lead = 0
+    if opt.lead_in > 0 and not info.live:
+        lead = min(opt.lead_in, first) // step * step
+    if first - lead:
+        src.seek(first - lead)
+    return first, end, lead
 
 
 def _finish_report(rep: InputReport, info, err, stop, opt: Options, src, index: int = 0, first: int = 0,

@@ -69,6 +69,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="process inputs in N parallel processes (each gets cores / N threads unless --threads)")
     from .threads import add_argument as add_threads_argument
     add_threads_argument(r)
+    c = p.add_argument_group("cluster (needs pip install 'kl-motion[cluster]': dask and distributed)")
+    c.add_argument("--cluster", metavar="ADDRESS|local[:N]", default=None,
+                   help="run each input (and each chunk) as a task on a Dask cluster: the scheduler's address "
+                        "(tcp://host:8786; every worker must see the inputs and --out at the same paths), or "
+                        "local:N for N worker processes on this machine (default: one per core)")
+    c.add_argument("--chunk", type=float, default=0.0, metavar="MIN",
+                   help="with --cluster: split files and image folders longer than MIN minutes into chunks "
+                        "run in parallel and joined into one input's outputs (default 0: no split)")
+    c.add_argument("--chunk-warmup", type=float, default=10.0, metavar="S",
+                   help="each chunk starts S seconds early so the model has learned the background when the "
+                        "chunk begins; those frames write nothing (default 10)")
+    c.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="with --cluster: run a task again up to N times when it fails (its worker died, or an "
+                        "internal error) before reporting the input as failed (default 2)")
     r.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop each input after N frames (0 = all)")
     r.add_argument("--start", metavar="POS", default=None,
                    help="files and folders: start at POS, a time (90, 1:30, 00:01:30.5) or a frame (150f)")
@@ -123,6 +137,25 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _check_cluster_args(args) -> None:
+    from .errors import ParameterError
+    if args.cluster is None:
+        for flag, on in (("--chunk", args.chunk), ("--retries", args.retries != 2)):
+            if on:
+                raise ParameterError(f"{flag} needs --cluster (local:N runs the tasks on this machine)")
+        return
+    if args.jobs != 1:
+        raise ParameterError("--cluster runs the inputs on the cluster's workers: use --cluster local:N instead "
+                             "of --jobs N")
+    if args.chunk < 0 or args.chunk_warmup < 0:
+        raise ParameterError("--chunk and --chunk-warmup must be 0 or more")
+    if args.retries < 0:
+        raise ParameterError("--retries must be 0 or more")
+    from .cluster import parse_cluster, require_dask
+    parse_cluster(args.cluster)
+    require_dask()
+
+
 def _options(args):
     from .errors import ParameterError
     from .outputs import Options
@@ -227,6 +260,7 @@ def run(args) -> int:
     zone_mask(params, 8, 8)            # a bad zone_mask image is a parameter error, up front
     from .threads import check
     check(args.threads, args.jobs)
+    _check_cluster_args(args)
     opt = _options(args)
     out = Path(args.out)
     if not is_utf8(out.resolve()):
@@ -241,12 +275,16 @@ def run(args) -> int:
     inputs = expand_inputs(with_demo(args.inputs, args.demo, "INPUT", "input"))
     names = _names(inputs)
     dirs = [str(out / n) for n in names]
+    if args.cluster and not args.cluster.lower().startswith("local"):
+        # workers of another machine (or started in another folder) need absolute paths
+        inputs = [str(Path(s).resolve()) if Path(s).exists() else s for s in inputs]
+        dirs = [str(Path(d).resolve()) for d in dirs]
 
     from .threads import plan, use_threads
     jobs, threads, warn = plan(args.jobs, args.threads, len(inputs))
     if warn:
         log.warning(warn)
-    parallel = jobs > 1
+    parallel = jobs > 1 and not args.cluster
     if parallel:
         import multiprocessing as mp
         ctx = mp.get_context("spawn")
@@ -276,7 +314,10 @@ def run(args) -> int:
 
     old = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
-        if parallel:
+        if args.cluster:
+            from . import cluster
+            cluster.run(args, inputs, dirs, params, opt, reports, stop)
+        elif parallel:
             _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs, threads)
         else:
             use_threads(args.threads)
