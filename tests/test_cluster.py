@@ -1,0 +1,326 @@
+"""`kl-motion process --cluster`: a real distributed.LocalCluster (worker processes) on 127.0.0.1,
+started once for the module; the real command runs against its scheduler's address.
+
+Whole files give the same outputs as the local run; a long clip in chunks finds every event of
+the unchunked run, once, at the same frames; a failing input does not stop the others; a worker
+killed in the middle of a task has its task run again; Ctrl-C stops the workers' tasks and leaves
+nothing half-written under a final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest_process import no_traceback, part_files, read_events, read_stats, run_process
+
+pytest.importorskip("distributed", reason="the cluster tests need pip install 'kl-motion[cluster]'")
+
+FPS = 25.0
+# events of the long clip (frames [a, b) with a moving square); chunks of 0.2 min = 300 frames:
+# the 2nd ends 10 frames before the boundary at 300 (still open there: event_gap is 2 s), the 4th
+# crosses the boundary at 600
+SPANS = [(100, 150), (255, 290), (450, 480), (570, 630)]
+LONG = 750
+
+
+def make_clip(path: Path, n: int, spans, size=(160, 120)) -> Path:
+    w, h = size
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (w, h))
+    assert vw.isOpened()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        f = cv2.add(np.full((h, w, 3), 90, np.uint8), rng.integers(0, 3, (h, w, 3), dtype=np.uint8))
+        for a, b in spans:
+            if a <= i < b:
+                x = 5 + (2 * (i - a)) % (w - 40)
+                cv2.rectangle(f, (x, 40), (x + 30, 80), (250, 250, 250), -1)
+        vw.write(f)
+    vw.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """2 worker processes, 1 task slot each.  allowed-failures=0: a task whose worker dies comes
+    back to the client at once (KilledWorker), so the retry seen is kl-motion's --retries."""
+    import dask
+    from distributed import Client, LocalCluster
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          host="127.0.0.1", silence_logs=40)
+    client = Client(lc)
+    try:
+        yield lc.scheduler_address, client
+    finally:
+        client.close()
+        lc.close()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return dict(a=make_clip(d / "a.avi", 120, [(40, 80)]), b=make_clip(d / "b.avi", 90, [(30, 60)]),
+                long=make_clip(d / "long.avi", LONG, SPANS), slow=make_clip(d / "slow.avi", 2500, [(100, 200)]))
+
+
+def masks(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(f[:, :, 0].copy())
+    cap.release()
+    return out
+
+
+def test_whole_files_equal_the_local_run(cluster, clips, tmp_path):
+    addr, _ = cluster
+    ins = [clips["a"], clips["b"]]
+    r0 = run_process(*ins, "--out", tmp_path / "local", "--kl-threshold", "120", "--bins")
+    assert r0.returncode == 0, r0.stderr
+    r1 = run_process(*ins, "--out", tmp_path / "cl", "--kl-threshold", "120", "--bins", "--cluster", addr)
+    no_traceback(r1)
+    assert r1.returncode == 0, r1.stderr
+    for name in ("a", "b"):
+        lo, cl = tmp_path / "local" / name, tmp_path / "cl" / name
+        ml, mc = masks(lo / "mask.mkv"), masks(cl / "mask.mkv")
+        assert len(ml) == len(mc) == (120 if name == "a" else 90)
+        assert all(np.array_equal(x, y) for x, y in zip(ml, mc)), f"{name}: masks differ"
+        assert sorted(p.name for p in (lo / "bin").iterdir()) == sorted(p.name for p in (cl / "bin").iterdir())
+        for f in ("stats.csv", "events.jsonl", "boxes.csv"):
+            assert (lo / f).read_text() == (cl / f).read_text(), f"{name}/{f} differs"
+        assert read_events(cl / "events.jsonl"), "the clip has an event"
+        s = json.loads((cl / "summary.json").read_text())
+        assert s["status"] == "ok" and s["frames"] == len(mc)
+    assert "2 of 2 inputs processed without error" in r1.stdout
+    assert not part_files(tmp_path / "cl")
+
+
+def test_chunked_long_clip_finds_every_event_once(cluster, clips, tmp_path):
+    addr, _ = cluster
+    r0 = run_process(clips["long"], "--out", tmp_path / "whole")
+    assert r0.returncode == 0, r0.stderr
+    r1 = run_process(clips["long"], "--out", tmp_path / "ch", "--cluster", addr, "--chunk", "0.2",
+                     "--chunk-warmup", "4")
+    no_traceback(r1)
+    assert r1.returncode == 0, r1.stderr
+    whole, ch = tmp_path / "whole" / "long", tmp_path / "ch" / "long"
+    s = json.loads((ch / "summary.json").read_text())
+    assert [(c["first_frame"], c["last_frame"]) for c in s["chunks"]] == [(1, 300), (301, 600), (601, 750)]
+    assert s["frames"] == LONG and s["status"] == "ok"
+    ew, ec = read_events(whole / "events.jsonl"), read_events(ch / "events.jsonl")
+    assert len(ew) == len(SPANS)
+    tol = 4 * FPS * 0.05      # within 5 % of the warm-up (4 s): 5 frames
+    for e in ew:              # every event of the unchunked run, once, at the same frames
+        same = [c for c in ec if abs(c["start_frame"] - e["start_frame"]) <= tol
+                and abs(c["end_frame"] - e["end_frame"]) <= tol]
+        assert len(same) == 1, (e, ec)
+    assert len(ec) == len(ew), "an event was doubled (or one was invented) at a chunk boundary"
+    assert [c["id"] for c in ec] == list(range(1, len(ec) + 1))
+    starts = read_events(ch / "events.jsonl", "start")
+    assert [x["id"] for x in starts] == [c["id"] for c in ec], "one start record per event"
+    for a, b in zip(ew, ec):   # here the model has learned the flat scene long before each boundary
+        for k in ("start_frame", "end_frame", "peak_pixels", "motion_frames", "box"):
+            assert a[k] == b[k], (k, a, b)
+        assert b["source"] == "long"
+    # stats and boxes joined in order: one row per frame, event ids and track ids as one run's
+    sw, sc = read_stats(whole / "stats.csv"), read_stats(ch / "stats.csv")
+    assert [r["frame"] for r in sc] == [str(i) for i in range(1, LONG + 1)]
+    for k in ("motion", "event", "blobs", "fg_fraction"):
+        assert [r[k] for r in sw] == [r[k] for r in sc], k
+    bw = [r.split(",")[:9] for r in (whole / "boxes.csv").read_text().splitlines()]
+    bc = [r.split(",")[:9] for r in (ch / "boxes.csv").read_text().splitlines()]
+    assert bw == bc
+    mw, mc = masks(whole / "mask.mkv"), masks(ch / "mask.mkv")
+    assert len(mc) == LONG
+    assert all(np.array_equal(x, y) for x, y in zip(mw, mc))
+    assert not (ch / "chunks.part").exists() and not part_files(ch)
+    assert (ch / "report.html").is_file()
+
+
+def test_a_failing_input_does_not_stop_the_others(cluster, clips, tmp_path):
+    addr, _ = cluster
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video at all" * 100)
+    r = run_process(junk, tmp_path / "missing.avi", clips["a"], clips["long"], "--out", tmp_path / "o",
+                    "--cluster", addr, "--chunk", "0.2", "--chunk-warmup", "4")
+    no_traceback(r)
+    assert r.returncode == 2, r.stderr
+    assert "missing.avi: no such file" in r.stderr
+    assert "2 of 4 inputs processed without error" in r.stdout
+    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip()}
+    assert " failed " in lines[str(junk)] and " ok " in lines[str(clips["a"])]
+    assert len(masks(tmp_path / "o" / "a" / "mask.mkv")) == 120
+    assert len(read_stats(tmp_path / "o" / "long" / "stats.csv")) == LONG
+    assert not (tmp_path / "o" / "junk" / "mask.mkv").exists()
+
+
+def _start(args: list, **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env.pop("KL_MOTION_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "kl_motion", "process", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _task_worker(client, prefix: str) -> str | None:
+    for w, keys in client.processing().items():
+        if any(str(k).startswith(prefix) for k in keys):
+            return w
+    return None
+
+
+def test_a_killed_workers_task_runs_again(cluster, clips, tmp_path):
+    addr, client = cluster
+    out = tmp_path / "o"
+    p = _start([clips["slow"], "--out", out, "--cluster", addr, "--retries", "1"])
+    try:
+        _wait_for(lambda: (out / "slow" / "stats.part.csv").is_file(), 60, "the task to start writing")
+        w = _task_worker(client, "kl-motion-input-slow")
+        assert w is not None, client.processing()
+        pid = client.run(os.getpid, workers=[w])[w]
+        os.kill(pid, signal.SIGKILL)      # the worker dies in the middle of the task
+        so, se = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "trying again" in se, se
+    assert p.returncode == 0, se
+    assert len(masks(out / "slow" / "mask.mkv")) == 2500
+    assert len(read_stats(out / "slow" / "stats.csv")) == 2500
+    assert json.loads((out / "slow" / "summary.json").read_text())["status"] == "ok"
+    assert not part_files(out)
+    client.wait_for_workers(2, timeout=60)        # the nanny restarts the killed worker
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+def test_ctrl_c_stops_the_tasks_and_leaves_nothing_half_written(cluster, clips, tmp_path, chunked):
+    addr, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    out = tmp_path / "o"
+    extra = ["--chunk", "0.5", "--chunk-warmup", "2"] if chunked else []
+    p = _start([clips["slow"], "--out", out, "--cluster", addr, *extra])
+    try:
+        first = "chunks.part/0000/stats.part.csv" if chunked else "stats.part.csv"
+        _wait_for(lambda: (out / "slow" / first).is_file(), 60, "the task to start writing")
+        p.send_signal(signal.SIGINT)
+        so, se = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    no_traceback(subprocess.CompletedProcess(p.args, p.returncode, so, se))
+    assert p.returncode == 130, se
+    # the workers' tasks stopped (they were not left running to the end of the clip)
+    _wait_for(lambda: _task_worker(client, "kl-motion-") is None, 10, "the cluster's tasks to end")
+    time.sleep(1.0)
+    d = out / "slow"
+    if chunked:      # nothing joined: nothing under a final name; the first chunk's task was stopped
+        assert not [f for f in d.iterdir() if f.name != "chunks.part"], list(d.iterdir())
+        s = json.loads((d / "chunks.part" / "0000" / "summary.json").read_text())
+        assert s["status"] == "interrupted" and s["frames"] < 750, s
+    else:            # as a local Ctrl-C: outputs closed, complete and renamed, holding what was processed
+        s = json.loads((d / "summary.json").read_text())
+        assert s["status"] == "interrupted"
+        n = len(read_stats(d / "stats.csv"))
+        assert 0 < n < 2500 and len(masks(d / "mask.mkv")) == n
+        assert not part_files(d)
+
+
+def test_plan_chunks():
+    from kl_motion.chunks import Chunk, plan
+    assert plan(750, 25, 0.2, 4) == [Chunk(0, 0, 300, 0), Chunk(1, 300, 600, 100), Chunk(2, 600, None, 100)]
+    assert plan(360, 25, 0.2, 4) == [Chunk(0, 0, None, 0)]          # not longer than a chunk and a quarter
+    assert plan(670, 25, 0.2, 4) == [Chunk(0, 0, 300, 0), Chunk(1, 300, None, 100)]   # a short tail joins
+    # --start/--end and --frame-skip 2: boundaries and lead-ins on the processed frames
+    assert plan(2000, 25, 0.2, 1, first=10, end=910, step=3) == [
+        Chunk(0, 10, 310, 0), Chunk(1, 310, 610, 27), Chunk(2, 610, 910, 27)]
+    assert plan(750, 25, 0, 4) == [Chunk(0, 0, None, 0)]
+
+
+def test_cluster_flags_are_checked_up_front(tmp_path, clips):
+    for args, msg in ((["--chunk", "1"], "--chunk needs --cluster"),
+                      (["--cluster", "local:2", "--jobs", "2"], "use --cluster local:N instead of --jobs"),
+                      (["--cluster", "http://a b"], "is not a scheduler address"),
+                      (["--cluster", "local:0"], "local:N needs N >= 1")):
+        r = run_process(clips["a"], "--out", tmp_path / "o", *args)
+        no_traceback(r)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+    r = run_process(clips["a"], "--out", tmp_path / "o", "--cluster", "local", "--chunk", "1", "--overlay")
+    assert r.returncode == 2 and "--chunk cannot be combined with --overlay" in r.stderr, r.stderr
+    r = run_process(clips["a"], "--out", tmp_path / "o", "--cluster", "tcp://127.0.0.1:9", "--retries", "0")
+    no_traceback(r)
+    assert r.returncode == 2 and "cannot connect to the scheduler" in r.stderr, r.stderr
+    assert not (tmp_path / "o" / "a").exists()
+
+
+def test_without_dask_the_plain_install_works_and_cluster_says_what_to_install(tmp_path, clips):
+    """dask hidden (an import hook that refuses it): process and --jobs work, --cluster is one line."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _No:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('dask', 'distributed'):\n"
+        "            raise ImportError('hidden by the test')\n"
+        "sys.meta_path.insert(0, _No())\n")
+    env = dict(os.environ, PYTHONPATH=str(hide), PYTHONWARNINGS="ignore")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "kl_motion", "process", *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=120)
+    r = run(clips["a"], clips["b"], "--out", tmp_path / "o", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(masks(tmp_path / "o" / "a" / "mask.mkv")) == 120
+    r = run(clips["a"], "--out", tmp_path / "o2", "--cluster", "local:2")
+    no_traceback(r)
+    assert r.returncode == 2 and "pip install 'kl-motion[cluster]'" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-c", "import sys, kl_motion, kl_motion.cli, kl_motion.process_cmd, "
+                        "kl_motion.pipeline, kl_motion.chunks; assert 'dask' not in sys.modules"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def _numba_threads_in_a_task(ctx):
+    import numba
+
+    from kl_motion.cluster import _Task
+    with _Task(ctx, "probe"):
+        return numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS
+
+
+def test_each_task_gets_its_share_of_the_cores(cluster):
+    """2 workers x 1 task slot on this machine: each task runs numba on cores // 2 threads (not on
+    every core, numba's default), and --threads wins."""
+    from kl_motion.cluster import _threads_by_host
+    from kl_motion.threads import cores
+    _, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    ctx = dict(threads=None, threads_by_host=_threads_by_host(client), stop_name="kl-motion-stop-test",
+               progress_topic="kl-motion-progress-test", quiet=True, verbose=False)
+    assert ctx["threads_by_host"] == {"127.0.0.1": max(1, cores() // 2)}
+    got, pool = client.submit(_numba_threads_in_a_task, ctx, pure=False).result(timeout=60)
+    assert got == max(1, min(pool, cores() // 2))
+    if pool >= 2 and cores() >= 2:      # numba's default here would be every core
+        assert got < pool
+    got, _ = client.submit(_numba_threads_in_a_task, dict(ctx, threads=1), pure=False).result(timeout=60)
+    assert got == 1
