@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from .errors import KLMotionError, ParameterError
 
@@ -65,6 +66,16 @@ def require_dask() -> None:
         raise KLMotionError("--cluster needs dask and distributed: pip install 'kl-motion[cluster]'") from None
 
 
+class UI(NamedTuple):
+    """What the command line lends this module (kl_motion.process_cmd; no import back to it):
+    its logging set-up (also run on the workers), its one-line report per input, its progress bar
+    and the signals it handles."""
+    setup_logging: Callable
+    report_one: Callable
+    bar: Callable
+    stop_signals: tuple
+
+
 # ============================================================================ worker side
 _worker_setup = threading.Lock()
 _worker_ready = False
@@ -86,8 +97,7 @@ class _Task:
         self.worker = get_worker()
         with _worker_setup:
             if not _worker_ready:
-                from .process_cmd import setup_logging
-                setup_logging(ctx["quiet"], ctx["verbose"])
+                ctx["setup_logging"](ctx["quiet"], ctx["verbose"])
                 _worker_ready = True
         n = ctx["threads"]
         if n is None:
@@ -146,10 +156,9 @@ class _Task:
 
 def input_task(spec: str, out_dir: str, params, opt, ctx: dict, key: str):
     """One whole input on a worker -> InputReport."""
-    from .pipeline import process_input
-    from .process_cmd import _finished_report
+    from .pipeline import finished_report, process_input
     with _Task(ctx, key) as t:
-        done = _finished_report(out_dir, ctx["since"])   # a retry after the result (not the work) was lost
+        done = finished_report(out_dir, ctx["since"])   # a retry after the result (not the work) was lost
         if done is not None:
             return done
         log.debug("%s: %d numba thread(s) on %s", out_dir, t.threads, t.worker.address)
@@ -214,9 +223,8 @@ class _Job:
 class _Bar:
     """One progress bar over every frame of the run (frames of a retried task count once)."""
 
-    def __init__(self, quiet: bool):
-        from .process_cmd import _bar
-        self.bar = _bar(quiet, None, "frames")
+    def __init__(self, ui: UI, quiet: bool):
+        self.bar = ui.bar(quiet, None, "frames")
         self.lock = threading.Lock()
         self.seen: dict[str, tuple[str, int, int | None]] = {}
 
@@ -240,17 +248,16 @@ class _Bar:
             self.bar.close()
 
 
-def _start_local(n: int | None):
+def _start_local(n: int | None, stop_signals: tuple):
     """A LocalCluster of ``n`` worker processes (default: one per core), one task slot each.  Its
     processes are started with Ctrl-C, SIGTERM and SIGHUP ignored (they inherit that): the run
     stops them through its stop event, so a signal to the terminal's process group does not kill
     a worker in the middle of closing its outputs."""
     import signal
     from distributed import LocalCluster
-    from .process_cmd import STOP_SIGNALS
     from .threads import cores
     n = n or cores()
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in stop_signals}
     try:
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=logging.ERROR)
@@ -276,7 +283,7 @@ def _threads_by_host(client) -> dict[str, int]:
     return {h: max(1, hc[h] // max(1, slots[h])) for h in slots}
 
 
-def run(args, inputs: list[str], dirs: list[str], params, opt, reports: list, stop: threading.Event) -> None:
+def run(args, inputs: list[str], dirs: list[str], params, opt, reports: list, stop: threading.Event, ui: UI) -> None:
     """Run every input on the cluster ``args.cluster``; reports are appended as inputs finish
     (sorted in input order at the end).  ``stop`` is set by the caller's signal handler."""
     require_dask()
@@ -290,7 +297,7 @@ def run(args, inputs: list[str], dirs: list[str], params, opt, reports: list, st
     with dask.config.set({"distributed.scheduler.allowed-failures": 0} if kind == "local" else {}):
         try:
             if kind == "local":
-                cluster = _start_local(value)
+                cluster = _start_local(value, ui.stop_signals)
                 client = Client(cluster)
             else:
                 client = Client(value, timeout=10)
@@ -299,7 +306,7 @@ def run(args, inputs: list[str], dirs: list[str], params, opt, reports: list, st
                 cluster.close()
             raise KLMotionError(f"--cluster {args.cluster}: cannot connect to the scheduler ({e})") from None
     try:
-        _Run(client, args, inputs, dirs, params, opt, reports, stop).run()
+        _Run(client, args, inputs, dirs, params, opt, reports, stop, ui).run()
     finally:
         try:
             client.close()
@@ -309,8 +316,8 @@ def run(args, inputs: list[str], dirs: list[str], params, opt, reports: list, st
 
 
 class _Run:
-    def __init__(self, client, args, inputs, dirs, params, opt, reports, stop):
-        self.client, self.args, self.params, self.opt = client, args, params, opt
+    def __init__(self, client, args, inputs, dirs, params, opt, reports, stop, ui: UI):
+        self.client, self.args, self.params, self.opt, self.ui = client, args, params, opt, ui
         self.reports, self.stop = reports, stop
         self.run_id = uuid.uuid4().hex[:12]
         self.started = time.time()
@@ -327,13 +334,13 @@ class _Run:
         self.ctx = dict(run_id=self.run_id, stop_name=f"kl-motion-stop-{self.run_id}",
                         progress_topic=f"kl-motion-progress-{self.run_id}", threads=self.args.threads,
                         threads_by_host=_threads_by_host(c), since=self.started, quiet=self.args.quiet,
-                        verbose=self.args.verbose)
+                        verbose=self.args.verbose, setup_logging=self.ui.setup_logging)
         log.info("cluster %s: %d worker(s), %d task slot(s); numba threads per task: %s",
                  c.scheduler.address, len(c.scheduler_info()["workers"]),
                  sum(w.get("nthreads", 1) for w in c.scheduler_info()["workers"].values()),
                  self.args.threads or ", ".join(f"{h} {n}" for h, n in self.ctx["threads_by_host"].items()))
         self.stop_event = Event(self.ctx["stop_name"], client=c)
-        self.bar = _Bar(self.args.quiet)
+        self.bar = _Bar(self.ui, self.args.quiet)
         c.subscribe_topic(self.ctx["progress_topic"], self.bar.on_event)
         try:
             for job in self.jobs:
@@ -473,8 +480,7 @@ class _Run:
             if j is job:
                 f.cancel()
                 del self.pending[f]
-        from .process_cmd import _report_one
-        _report_one(rep, self.args.quiet)
+        self.ui.report_one(rep, self.args.quiet)
         self.reports.append(rep)
 
 

@@ -284,6 +284,20 @@ def _add_to_head(head: dict, a) -> None:
             head["box"] = [x0, y0, max(x + w, b[0] + b[2]) - x0, max(y + h, b[1] + b[3]) - y0]
 
 
+def finished_report(out_dir: str, since: float):
+    """The report of an input whose worker finished it (summary.json written after ``since``)
+    although the pool broke before its result came back; None otherwise."""
+    import dataclasses
+    import json
+    try:
+        s = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+        if float(s.get("started", 0)) < since:
+            return None
+        return InputReport(**{f.name: s[f.name] for f in dataclasses.fields(InputReport) if f.name in s})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def _format_change(old: tuple, new: tuple) -> tuple[str, str, str]:
     """("size", "160x120", "120x90"), or ("format", "320x240 colour", "320x240 grey") when only the
     channels changed (the size alone would read "from 320x240 to 320x240")."""

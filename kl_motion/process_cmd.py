@@ -316,7 +316,8 @@ def run(args) -> int:
     try:
         if args.cluster:
             from . import cluster
-            cluster.run(args, inputs, dirs, params, opt, reports, stop)
+            cluster.run(args, inputs, dirs, params, opt, reports, stop,
+                        ui=cluster.UI(setup_logging, _report_one, _bar, STOP_SIGNALS))
         elif parallel:
             _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs, threads)
         else:
@@ -367,6 +368,7 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
     from .fsnames import shown
+    from .pipeline import finished_report
     from .outputs import InputReport
     from .sources import redact
 
@@ -407,7 +409,7 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
     for s, d in broken:
         if stop.is_set():
             break
-        rep = _finished_report(d, started)     # done before the pool broke, its result lost with it
+        rep = finished_report(d, started)      # done before the pool broke, its result lost with it
         if rep is not None:
             _report_one(rep, args.quiet)
             reports.append(rep)
@@ -424,21 +426,6 @@ def _run_parallel(args, ctx, stop, inputs, dirs, params, opt, reports, jobs: int
         bar.close()
     order = {s: i for i, s in enumerate(dirs)}
     reports.sort(key=lambda r: order.get(r.out_dir, 0))
-
-
-def _finished_report(out_dir: str, since: float):
-    """The report of an input whose worker finished it (summary.json written after ``since``)
-    although the pool broke before its result came back; None otherwise."""
-    import dataclasses
-    import json
-    from .pipeline import InputReport
-    try:
-        s = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
-        if float(s.get("started", 0)) < since:
-            return None
-        return InputReport(**{f.name: s[f.name] for f in dataclasses.fields(InputReport) if f.name in s})
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def _report_one(rep, quiet: bool) -> None:

@@ -316,7 +316,7 @@ def test_each_task_gets_its_share_of_the_cores(cluster):
     _, client = cluster
     client.wait_for_workers(2, timeout=60)
     ctx = dict(threads=None, threads_by_host=_threads_by_host(client), stop_name="kl-motion-stop-test",
-               progress_topic="kl-motion-progress-test", quiet=True, verbose=False)
+               progress_topic="kl-motion-progress-test", quiet=True, verbose=False, setup_logging=lambda q, v: None)
     assert ctx["threads_by_host"] == {"127.0.0.1": max(1, cores() // 2)}
     got, pool = client.submit(_numba_threads_in_a_task, ctx, pure=False).result(timeout=60)
     assert got == max(1, min(pool, cores() // 2))
