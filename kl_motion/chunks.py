@@ -258,18 +258,30 @@ def _join_files(out_dir: Path, opt: Options, params: Params, chunks: list[Chunk]
                 first_start = min((rec["start_time"] for rec in recs if rec["id"] == local_ids[0]))
                 if first_start - held["end_time"] < gap:
                     cont = local_ids[0]
+        # an event open at this chunk's start that the previous chunk did not have open at its end (the
+        # warm-up's model saw motion the previous chunk did not): kept only when it moves after the boundary
+        orphan = info.head if info.head is not None and cont != info.head["id"] else None
         for lid in local_ids:
             if lid == cont:
                 emap[lid] = held["id"]
+            elif orphan is not None and lid == orphan["id"] and not orphan["motion_frames"]:
+                emap[lid] = 0
             else:
                 emap[lid] = next_event
                 next_event += 1
         if held is not None and cont is None:
             ev_lines.append(held)         # the previous chunk's open event did not go on: as it was
             held = None
+        if orphan is not None and emap[orphan["id"]]:     # it needs a start record (it started in the warm-up)
+            end = next(r for r in recs if r["id"] == orphan["id"] and r["type"] == "end")
+            ev_lines.append(dict(type="start", source=name, input=end.get("input", ""), id=emap[orphan["id"]],
+                                 start_frame=end["start_frame"], start_time=end["start_time"],
+                                 start_timecode=end["start_timecode"], box=list(orphan["box"]), tracks=[]))
         last = k + 1 == len(chunks)
         tail = emap.get(info.tail_id) if info.tail_id and not last else None
         for rec in recs:
+            if not emap[rec["id"]]:
+                continue
             rec = dict(rec, source=name, id=emap[rec["id"]])
             rec["tracks"] = [dict(t, id=tmap.get(t["id"], t["id"])) for t in rec.get("tracks", [])]
             if held is not None and rec["id"] == held["id"]:     # the continuation of the held event
@@ -283,11 +295,17 @@ def _join_files(out_dir: Path, opt: Options, params: Params, chunks: list[Chunk]
                 continue
             ev_lines.append(rec)
         held_pixels = info.pixels or held_pixels
+        # the frames of a gap joined into one event (no event on them in this chunk, as it started
+        # after the boundary) are the event's, as in one run
+        fill = emap[cont] if cont is not None and (info.head is None or cont != info.head["id"]) else 0
         for row in (d / "stats.csv").read_text(encoding="utf-8").splitlines()[1:]:
             if not row:
                 continue
             head_cols, _, ev = row.rpartition(",")
-            stats_rows.append(f"{head_cols},{emap[int(ev)] if ev else ''}")
+            if ev and fill and int(ev) == cont:
+                fill = 0
+            g = emap[int(ev)] if ev else fill
+            stats_rows.append(f"{head_cols},{g or ''}")
         for row in boxes:
             row[3] = str(tmap[int(row[3])])
             box_rows.append(",".join(row))
