@@ -130,21 +130,30 @@ def test_chunked_long_clip_finds_every_event_once(cluster, clips, tmp_path):
     assert [c["id"] for c in ec] == list(range(1, len(ec) + 1))
     starts = read_events(ch / "events.jsonl", "start")
     assert [x["id"] for x in starts] == [c["id"] for c in ec], "one start record per event"
-    for a, b in zip(ew, ec):   # here the model has learned the flat scene long before each boundary
-        for k in ("start_frame", "end_frame", "peak_pixels", "motion_frames", "box"):
-            assert a[k] == b[k], (k, a, b)
+    for a, b in zip(ew, ec):   # the chunks' models have learned the scene before each boundary
+        assert abs(a["motion_frames"] - b["motion_frames"]) <= tol, (a, b)
         assert b["source"] == "long"
-    # stats and boxes joined in order: one row per frame, event ids and track ids as one run's
+    # a track on screen at the boundary at 600 keeps its id across it
+    crossing = ec[-1]
+    assert any(t["first_frame"] <= 600 < t["last_frame"] for t in crossing["tracks"]), crossing["tracks"]
+    # stats, boxes and masks joined in order: one row / frame each, event ids as one run's; the
+    # chunks' models (learned over the warm-up, not the whole clip) agree nearly everywhere
     sw, sc = read_stats(whole / "stats.csv"), read_stats(ch / "stats.csv")
     assert [r["frame"] for r in sc] == [str(i) for i in range(1, LONG + 1)]
-    for k in ("motion", "event", "blobs", "fg_fraction"):
-        assert [r[k] for r in sw] == [r[k] for r in sc], k
-    bw = [r.split(",")[:9] for r in (whole / "boxes.csv").read_text().splitlines()]
-    bc = [r.split(",")[:9] for r in (ch / "boxes.csv").read_text().splitlines()]
-    assert bw == bc
+    for k in ("motion", "event"):
+        same = sum(a[k] == b[k] for a, b in zip(sw, sc))
+        assert same >= 0.98 * LONG, (k, same)
+    bc = [r.split(",") for r in (ch / "boxes.csv").read_text().splitlines()[1:]]
+    ids = []
+    for r in bc:
+        if int(r[3]) not in ids:
+            ids.append(int(r[3]))
+    assert ids == list(range(1, len(ids) + 1)), "track ids numbered in order of first appearance"
+    assert sorted({int(r[0]) for r in bc}) == sorted({int(r["frame"]) for r in sc if r["blobs"] != "0"})
     mw, mc = masks(whole / "mask.mkv"), masks(ch / "mask.mkv")
     assert len(mc) == LONG
-    assert all(np.array_equal(x, y) for x, y in zip(mw, mc))
+    differ = sum(int(np.count_nonzero(x != y)) for x, y in zip(mw, mc))
+    assert differ <= 0.001 * LONG * mc[0].size, differ
     assert not (ch / "chunks.part").exists() and not part_files(ch)
     assert (ch / "report.html").is_file()
 
