@@ -143,6 +143,7 @@ class MotionModel:
         self._fb = np.zeros((h, w), np.float32)        # restless level (kernels.step; last label: _raw)
         self._raw = np.zeros((h, w), np.uint8)
         self._fgd = np.zeros((h, w), np.uint8)
+        self._fbm = np.zeros((h, w), np.uint8)         # clean()'s mask for the feedback (scratch)
         self._planes = np.empty((C, h, w), np.uint8)          # the frame as planes, for the kernel
         self._plane_list = list(self._planes)
         self._shape = shape
@@ -260,17 +261,18 @@ class MotionModel:
                      p.pool_radius, np.float32(p.current_rate),
                      np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(p.restless_rate),
                      np.float32(p.restless_learn),
-                     p.neighbour_radius, p.detect_shadows, np.float32(p.shadow_low),
+                     p.neighbour_radius, p.detect_shadows and C == 3, np.float32(p.shadow_low),
                      np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
         if p.current_rate >= 1.0:
             self._cur_valid = False
         self._kl = kl
         zone = self._zone_for(w, h)
         area_scale = (h * w) / float(H * W)
-        mask, blobs = clean(self._raw, p, zone, area_scale)
+        mask, blobs = clean(self._raw, p, zone, area_scale, feedback=self._fbm)
         # label flips inside or next to the cleaned foreground are objects' edges, not a restless
-        # background: the kernel does not count them on the next frame
-        cv2.dilate(mask, _DILATE, dst=self._fgd)
+        # background: the kernel does not count them on the next frame.  The objects are the
+        # blobs of feedback_min_area (self._fbm), so min_area changes the output, not the model
+        cv2.dilate(self._fbm, _DILATE, dst=self._fgd)
         if (h, w) != (H, W):
             mask = cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
             kl = cv2.resize(kl, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -305,7 +307,7 @@ class MotionModel:
     def state_bytes_per_pixel(self) -> float:
         if self._shape is None:
             return float("nan")
-        arrs: list[np.ndarray] = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb, self._fgd]
+        arrs: list[np.ndarray] = [self._st, self._nmodes, self._kl_px, self._kl, self._raw, self._fb, self._fgd, self._fbm]
         if self._curs is not None:
             arrs.append(self._curs)
         return sum(a.nbytes for a in arrs) / float(self._kl.size)

@@ -41,12 +41,15 @@ def _ellipse(n: int) -> np.ndarray:
     return k
 
 
-def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale: float = 1.0
-          ) -> tuple[np.ndarray, list[Blob]]:
+def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale: float = 1.0,
+          feedback: np.ndarray | None = None) -> tuple[np.ndarray, list[Blob]]:
     """Median, closing, opening, zones and minimum area on a 0/127/255 label image.
 
     Returns the cleaned mask (0/127/255, uint8) and the foreground blobs left.
     ``area_scale`` converts ``min_area`` (full-size pixels) to this image's pixels.
+    ``feedback`` (optional uint8 array of raw's shape) receives the same mask with
+    ``feedback_min_area`` in place of ``min_area``: the objects the model's restless feedback
+    protects, whatever the output's minimum area.
     """
     W = raw.shape[1]
     bits = _foreground_bits(raw, p)
@@ -75,18 +78,40 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
     big = stats[:, cv2.CC_STAT_AREA] >= min_area
     kept = stats[big]
     blobs = [Blob(*s) for s in kept.tolist()]
+    fbig = None
+    if feedback is not None:
+        fbig = stats[:, cv2.CC_STAT_AREA] >= p.feedback_min_area * area_scale
+        if np.array_equal(fbig, big):
+            fbig = None                 # the same blobs: a copy of the output below
+        else:
+            feedback[:] = 0
+            blobs_nb.paint_runs(feedback, ry, rs, re, comp, fbig)
     blobs_nb.paint_runs(fg, ry, rs, re, comp, big)
     out = fg
-    if p.fill_holes > 0 and blobs:
-        blobs_nb.fill_holes(out, kept, float(p.fill_holes * area_scale))
-        if zone is not None:
-            out[zone == 0] = 0
+    shadow = None
     if p.detect_shadows:
         shadow = (m == 127)
         if zone is not None:
             shadow &= zone.astype(bool)
-        out[shadow & (out == 0)] = 127
+    _finish(out, kept, p, zone, area_scale, shadow)
+    if feedback is not None:
+        if fbig is None:
+            feedback[:] = out
+        else:
+            _finish(feedback, stats[fbig], p, zone, area_scale, shadow)
     return out, blobs
+
+
+def _finish(out: np.ndarray, kept: np.ndarray, p: Params, zone: np.ndarray | None, area_scale: float,
+            shadow: np.ndarray | None) -> None:
+    """clean()'s last steps on a painted mask, in place: holes of its blobs (``kept``: their
+    stats rows) filled, then shadow pixels (127) where it is not foreground."""
+    if p.fill_holes > 0 and len(kept):
+        blobs_nb.fill_holes(out, kept, float(p.fill_holes * area_scale))
+        if zone is not None:
+            out[zone == 0] = 0
+    if shadow is not None:
+        out[shadow & (out == 0)] = 127
 
 
 def _element(n: int):
