@@ -314,12 +314,14 @@ class MotionModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Save the learned state and parameters to an .npz file (no pickle)."""
+        """Save the learned state and parameters to an .npz file (no pickle): the mixture, the
+        current distribution and the restless feedback (levels, last labels, covered pixels)."""
         if self._shape is None:
             raise StateError("nothing to save: the model has not seen a frame")
         with atomic_path(path) as tmp, open(tmp, "wb") as f:    # a file object: numpy adds no .npz
             np.savez_compressed(f, version=np.int64(STATE_VERSION), shape=np.array(self._shape, np.int64),
                                 frames_seen=np.int64(self._n), gmm=self._gmm, nmodes=self._nmodes, cur=self._cur,
+                                level=self._fb, labels=self._raw, covered=self._fgd,
                                 params=np.array(self._params.to_toml(comments=False)))
 
     @classmethod
@@ -347,6 +349,10 @@ class MotionModel:
         m._gmm[...] = a["gmm"]
         m._nmodes[...] = a["nmodes"]
         m._cur[...] = a["cur"]
+        if "level" in a:                            # version 1 files: the feedback starts from zero
+            m._fb[...] = a["level"]
+            m._raw[...] = a["labels"]
+            m._fgd[...] = a["covered"]
         m._n = n
         return m
 

@@ -4,8 +4,9 @@ A state file may come from anywhere: every array's shape and dtype is read from 
 (inside the zip, without decompressing the data) and checked against the shape the file declares
 and against ``max_pixels`` before any array is read, so a small file cannot make the loader
 allocate gigabytes; then the values are checked (finite, weights 0..1, variances >= 0, means in
-the grey-level range, component counts within n_components, a frame counter >= 0).  Every
-problem is a StateError naming the file.
+the grey-level range, component counts within n_components, a frame counter >= 0, restless
+levels in 0..1, labels 0/127/255).  Every problem is a StateError naming the file.  Version 1
+files (before the restless feedback was saved) still load, with the feedback starting from zero.
 """
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from .errors import StateError
 from .fsnames import shown
 from .params import tomllib        # tomllib, or tomli on Python 3.10
 
-STATE_VERSION = 1             # the layout MotionModel.save writes (model.py imports it from here)
+STATE_VERSION = 2             # the layout MotionModel.save writes (model.py imports it from here)
+READABLE_VERSIONS = (1, 2)    # 1: before the restless feedback was saved (it starts from zero)
 MAX_PIXELS = 1 << 24          # 16.8 million detection pixels (4096 x 4096; 8K UHD at scale 0.7)
 MAX_FRAMES_SEEN = 1 << 53
 MAX_PARAMS_CHARS = 1 << 16
 _SCALARS = {"version": np.int64, "frames_seen": np.int64}
 _MEMBERS = ("version", "shape", "frames_seen", "gmm", "nmodes", "cur", "params")
+_FEEDBACK = {"level": np.float32, "labels": np.uint8, "covered": np.uint8}   # version 2: the restless feedback
 
 
 class _Bad(ValueError):
@@ -50,7 +53,8 @@ def read_state(path: str | Path, layout: Callable, max_pixels: int = MAX_PIXELS
                ) -> tuple[dict, tuple[int, int, int], int, dict[str, np.ndarray]]:
     """Check and read a state file.  ``layout(saved_params_dict, (H, W, C))`` gives the expected
     {name: shape} of the gmm, nmodes and cur arrays and the number of mixture components K.
-    Returns (saved parameters as a TOML dict, (H, W, C), frames_seen, {gmm, nmodes, cur})."""
+    Returns (saved parameters as a TOML dict, (H, W, C), frames_seen, {gmm, nmodes, cur} and, from
+    version 2 on, the restless feedback {level, labels, covered}, each of nmodes' shape)."""
     path = Path(path)
     name = shown(path)
     try:
@@ -67,8 +71,9 @@ def read_state(path: str | Path, layout: Callable, max_pixels: int = MAX_PIXELS
             with np.load(path, allow_pickle=False) as z:
                 small = {k: z[k] for k in ("version", "shape", "frames_seen", "params")}
                 version = int(small["version"])
-                if version != STATE_VERSION:
-                    raise StateError(f"{name}: state version {version}, this kl_motion reads {STATE_VERSION}")
+                if version not in READABLE_VERSIONS:
+                    raise StateError(f"{name}: state version {version}, this kl_motion reads "
+                                     f"{', '.join(map(str, READABLE_VERSIONS))}")
                 H, W, C = (int(v) for v in small["shape"])
                 if not (1 <= H <= max_pixels and 1 <= W <= max_pixels and C in (1, 3)):
                     raise _Bad(f"declared frame shape {H}x{W}x{C} is not a frame (H, W >= 1; 1 or 3 channels)")
@@ -79,6 +84,11 @@ def read_state(path: str | Path, layout: Callable, max_pixels: int = MAX_PIXELS
                     raise _Bad(f"declared frame {W}x{H} ({h * w} detection pixels) is over the limit of "
                                      f"{max_pixels} pixels")
                 dtypes = {"gmm": np.float32, "nmodes": np.uint8, "cur": np.float32}
+                if version >= 2:
+                    for k, dt in _FEEDBACK.items():
+                        heads[k] = _header(zf, k)
+                        want[k] = want["nmodes"]
+                        dtypes[k] = dt
                 for k, dt in dtypes.items():
                     if heads[k] != (tuple(want[k]), np.dtype(dt)):
                         raise _Bad(f"'{k}' is {heads[k][0]} {heads[k][1]}, expected {tuple(want[k])} "
@@ -120,3 +130,9 @@ def _check_values(name: str, a: dict[str, np.ndarray], n: int, K: int, C: int) -
             bad(f"{what} means range {m.min():g}..{m.max():g}, not 0..255")
     if cur.size and cur[..., C].min() < 0:
         bad(f"a current-distribution variance is negative ({cur[..., C].min():g})")
+    if "level" in a:
+        lv, lab = a["level"], a["labels"]
+        if lv.size and not (np.isfinite(lv).all() and lv.min() >= 0 and lv.max() <= 1):
+            bad("a restless level is not a number in 0..1")
+        if lab.size and not np.isin(lab, (0, 127, 255)).all():
+            bad("a label is not 0, 127 or 255")

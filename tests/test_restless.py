@@ -178,3 +178,60 @@ def test_shadow_test_only_on_colour_input():
             assert (inside == 127).mean() > 0.8, np.unique(inside, return_counts=True)
         else:
             assert (inside == 127).sum() == 0 and (inside == 255).mean() > 0.5, np.unique(inside, return_counts=True)
+
+
+def test_saved_state_keeps_the_feedback(tmp_path):
+    """MotionModel.save/load carry the restless feedback (levels, last labels, covered pixels): a
+    model restored in the middle of the restless scene goes on exactly like the one that never
+    stopped (without the feedback the water patch fires again after the load)."""
+    frames = scene(100)
+    a = MotionModel()
+    for f in frames[:60]:
+        a.apply(f)
+    assert a._fb[WATER].mean() > 0.05               # the water's level is up: something to keep
+    a.save(tmp_path / "m.npz")
+    b = MotionModel.load(tmp_path / "m.npz")
+    for f in frames[60:]:
+        ra, rb = a.apply(f), b.apply(f)
+        np.testing.assert_array_equal(ra.mask, rb.mask)
+    np.testing.assert_array_equal(a._fb, b._fb)
+
+
+def test_version_1_state_files_still_load(tmp_path):
+    """A state file from before the feedback was saved (version 1: no level/labels/covered) loads,
+    with the feedback starting from zero."""
+    import numpy as np_
+    m = MotionModel()
+    for f in scene(30):
+        m.apply(f)
+    with open(tmp_path / "v1.npz", "wb") as fh:
+        np_.savez_compressed(fh, version=np_.int64(1), shape=np_.array(m._shape, np_.int64),
+                             frames_seen=np_.int64(m._n), gmm=m._gmm, nmodes=m._nmodes, cur=m._cur,
+                             params=np_.array(m.params.to_toml(comments=False)))
+    r = MotionModel.load(tmp_path / "v1.npz")
+    assert r.frames_seen == m.frames_seen and not r._fb.any()
+    np.testing.assert_array_equal(r._gmm, m._gmm)
+
+
+def test_state_file_with_a_bad_feedback_is_refused(tmp_path):
+    import pytest
+    from kl_motion.errors import StateError
+    m = MotionModel()
+    for f in scene(5):
+        m.apply(f)
+    m.save(tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz") as z:
+        arrs = {k: z[k] for k in z.files}
+    for key, bad, msg in (("level", 2.0, "restless level"), ("labels", 7, "label is not")):
+        a = dict(arrs)
+        a[key] = a[key].copy()
+        a[key].flat[3] = bad
+        with open(tmp_path / "bad.npz", "wb") as fh:
+            np.savez_compressed(fh, **a)
+        with pytest.raises(StateError, match=msg):
+            MotionModel.load(tmp_path / "bad.npz")
+    a = {k: v for k, v in arrs.items() if k != "covered"}         # version 2 without one of its arrays
+    with open(tmp_path / "short.npz", "wb") as fh:
+        np.savez_compressed(fh, **a)
+    with pytest.raises(StateError, match="covered"):
+        MotionModel.load(tmp_path / "short.npz")
