@@ -30,6 +30,14 @@ def scene(n: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def calm_frames(n: int, seed: int):
+    """A calm, slightly noisy scene (uint8 frames, each a new array the caller may paint on)."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
+    for _ in range(n):
+        yield np.clip(np.round(bg + 2.0 * rng.standard_normal((H, W, 3))), 0, 255).astype(np.uint8)
+
+
 def run(**over):
     m = MotionModel(Params(**over))
     water, obj, calm_fp = [], [], []
@@ -72,16 +80,13 @@ def test_object_edges_do_not_raise_the_threshold():
     """Label flips inside or next to the cleaned foreground (a moving object's edges) are not
     counted: a square moving back and forth over the same calm strip for 150 frames is still
     found whole."""
-    rng = np.random.default_rng(3)
-    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
     m = MotionModel()
     found = []
-    for t in range(150):
-        f = bg + 2.0 * rng.standard_normal((H, W, 3))
+    for t, f in enumerate(calm_frames(150, 3)):
         x = 10 + (t * 3) % 90
         if t >= 10:                                 # not in the first frames (the model's start)
             f[40:60, x:x + 15] = (230, 30, 30)
-        r = m.apply(np.clip(np.round(f), 0, 255).astype(np.uint8))
+        r = m.apply(f)
         found.append((r.mask[40:60, x:x + 15] == 255).mean())
     assert min(found[100:]) > 0.9, found[100:]
     assert m._fb[40:60].max() < 0.05
@@ -128,16 +133,13 @@ def test_without_restless_learn_the_second_colour_stays_foreground():
 def test_an_object_that_stops_at_a_calm_pixel_stays_foreground():
     """A 20x20 object walks in for 30 frames and stops: it stays foreground (fg_learn_factor 0.1 of
     the rate, no restless level under it) for 150 frames after it stopped (history 200)."""
-    rng = np.random.default_rng(0)
-    bg = rng.integers(60, 200, (H, W, 3)).astype(np.float64)
     m = MotionModel()
     held = []
-    for t in range(300):
-        f = bg + 2.0 * rng.standard_normal((H, W, 3))
+    for t, f in enumerate(calm_frames(300, 0)):
         if t >= 100:
             x = 50 + min(t - 100, 30)
             f[55:75, x:x + 20] = (30, 220, 40)
-        r = m.apply(np.clip(np.round(f), 0, 255).astype(np.uint8))
+        r = m.apply(f)
         held.append((r.mask[55:75, 80:100] == 255).mean())
     assert min(held[131:280]) > 0.95, held[131:280]
 
