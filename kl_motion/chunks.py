@@ -6,8 +6,8 @@ first frame) are analysed, so the background model has learned the scene when th
 but write nothing.  Each chunk writes into ``DIR/NAME/chunks.part/NNNN/``; ``join`` then writes
 the input's outputs as one run would have:
 
-- ``mask.mkv`` (or ``mask/``), ``bin/``: the chunks' frames in order (decoded and re-encoded:
-  FFV1 is lossless, so the masks are the chunks' masks byte for byte);
+- ``mask.mkv`` (or ``mask/``), ``bin/``: the chunks' frames in order (the FFV1 packets copied into
+  one file, PNGs renumbered: the masks are the chunks' masks byte for byte);
 - ``stats.csv``: the chunks' rows in order, event ids renumbered;
 - ``boxes.csv``: the rows in order; a track still on screen at a boundary keeps its id (the next
   chunk's tracker also ran on the warm-up frames; its boxes on the last warm-up frame are matched
@@ -31,12 +31,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .atomic import write_text
+from .atomic import finish, part_name, write_text
 from .errors import KLMotionError, OutputError
 from .outputs import STATS_HEADER, InputReport, Options
 from .params import Params
 from .pipeline import ChunkInfo
-from .sinks import ImageSequenceSink, TextSink, VideoSink
+from .sinks import ImageSequenceSink, TextSink, VideoSink, verify_video
 from .timefmt import Position, timecode
 from .tracker import BOXES_HEADER, iou
 
@@ -357,11 +357,65 @@ def _fps(d: Path) -> float:
     return float(s["source"]["fps"])
 
 
+class _Remuxed:
+    """The chunks' videos as one, their packets copied (FFV1 frames are independent: nothing is
+    decoded or encoded), written under the temporary name; the sinks' end/commit/discard."""
+
+    def __init__(self, dst: Path, parts: list[Path], fps: float):
+        from fractions import Fraction
+
+        import av
+        self.path, self.tmp = dst, part_name(dst)
+        self.frames, self.closed = 0, False
+        tb = 1 / Fraction(fps).limit_denominator(1001)
+        try:
+            with av.open(str(self.tmp), "w", format="matroska") as out:
+                ost = None
+                for p in parts:
+                    with av.open(str(p)) as inp:
+                        ist = inp.streams.video[0]
+                        if ost is None:
+                            ost = out.add_stream_from_template(ist)
+                        for pkt in inp.demux(ist):
+                            if pkt.dts is None:
+                                continue       # the demuxer's end-of-stream packet
+                            pkt.stream = ost
+                            pkt.time_base = tb
+                            pkt.pts = pkt.dts = self.frames
+                            pkt.duration = 1
+                            out.mux(pkt)
+                            self.frames += 1
+        except BaseException:
+            self.discard()
+            raise
+
+    def end(self, verify: bool = True) -> None:
+        if verify:
+            bad = verify_video(self.tmp, self.frames)
+            if bad is not None:
+                raise OutputError(f"{self.tmp}: incomplete: {bad}; kept under its temporary name")
+
+    def commit(self) -> Path:
+        return finish(self.tmp, self.path, True)
+
+    def discard(self) -> None:
+        self.closed = True
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
+
+
 def _join_frames(dst: Path, parts: list[Path], fps: float, opt: Options, prefix: str):
-    """The chunks' mask video (FFV1, lossless: decoded and re-encoded unchanged) or PNG folders
-    (renumbered) as one; the sink, not yet committed."""
+    """The chunks' mask video (FFV1 packets copied; decoded and re-encoded, lossless, if that
+    fails) or PNG folders (renumbered) as one; the sink, not yet committed."""
     import cv2
     if dst.suffix:      # a video
+        try:
+            return _Remuxed(dst, parts, fps)
+        except Exception as e:    # (an FFmpeg without the Matroska muxer?) the slow way, same frames
+            import logging
+            logging.getLogger("kl_motion").debug("%s: remux failed (%s); re-encoding", dst, e)
         sink = VideoSink(dst, fps, color=False)
         try:
             for p in parts:
