@@ -2,10 +2,11 @@
 
 1. N clips through `--jobs 2` and through `--cluster local:2` (a LocalCluster of 2 worker
    processes started by the command itself: its start-up is part of the time): the cluster path's
-   overhead.
-2. One long clip unchunked (one process, numba on every core) and `--cluster local:2 --chunk M`
-   (2 chunks, each with --chunk-warmup seconds of lead-in, on 2 workers of 1 thread each): the
-   speed-up, and how well the chunked run's events agree with the unchunked run's.
+   overhead; and the same with 10 frames per clip: the fixed cost of each path (start-up, stop).
+2. One long clip unchunked (one process, numba on every core; and on one thread) and
+   `--cluster local:2 --chunk M` (2 chunks, each with --chunk-warmup seconds of lead-in, on 2
+   workers of 1 thread each): the speed-up, and how well the chunked run's events agree with the
+   unchunked run's (event parameters that make many events: motion_area 0.06, event_gap 0.4).
 3. The reference: OpenCV MOG2 (`--method mog2`) on the long clip, unchunked, in the same run.
 
 Every run is the real command in a subprocess (`-q`, outputs to a temporary folder), wall time
@@ -125,14 +126,20 @@ def main() -> int:
         frames = highway_frames((w, h))
         clips = [write_clip(tmp / f"clip{i + 1}.avi", frames, a.clip_frames, offset=i * 397) for i in range(a.clips)]
         long = write_clip(tmp / "long.avi", frames, a.long_frames)
+        tiny = [write_clip(tmp / f"tiny{i + 1}.avi", frames, 10, offset=i * 397) for i in range(a.clips)]
         chunk_min = a.long_frames / FPS / 60 / 2          # two chunks
+        ev = ["--motion-area", "0.06", "--event-gap", "0.4"]
         runs = {
             "jobs": ([*clips, "--jobs", "2"], f"{a.clips} clips, --jobs 2"),
             "cluster": ([*clips, "--cluster", "local:2"], f"{a.clips} clips, --cluster local:2"),
-            "whole": ([long], "long clip, unchunked (1 process)"),
-            "chunked": ([long, "--cluster", "local:2", "--chunk", f"{chunk_min:.4f}", "--chunk-warmup", str(a.warmup)],
+            "jobs0": ([*tiny, "--jobs", "2"], f"{a.clips} clips of 10 frames, --jobs 2 (fixed cost)"),
+            "cluster0": ([*tiny, "--cluster", "local:2"], f"{a.clips} clips of 10 frames, --cluster local:2 (fixed cost)"),
+            "whole": ([long, *ev], "long clip, unchunked (1 process, every core)"),
+            "whole1": ([long, *ev, "--threads", "1"], "long clip, unchunked, --threads 1"),
+            "chunked": ([long, *ev, "--cluster", "local:2", "--chunk", f"{chunk_min:.4f}", "--chunk-warmup",
+                         str(a.warmup)],
                         f"long clip, --cluster local:2 --chunk {chunk_min:.2f} (2 chunks, {a.warmup:g} s warm-up)"),
-            "mog2": ([long, "--method", "mog2"], "long clip, unchunked, --method mog2 (reference)"),
+            "mog2": ([long, *ev, "--method", "mog2"], "long clip, unchunked, --method mog2 (reference)"),
         }
         run([clips[0], "--max-frames", "5"], tmp / "warm")       # numba's cache loaded once before timing
         load0 = os.getloadavg()
@@ -144,7 +151,8 @@ def main() -> int:
         ag = agreement(events(tmp / "out-whole" / "long" / "events.jsonl"),
                        events(tmp / "out-chunked" / "long" / "events.jsonl"), tol_frames=int(FPS))
         med = {k: statistics.median(v) for k, v in times.items()}
-        nframes = {"jobs": a.clips * a.clip_frames, "cluster": a.clips * a.clip_frames, "whole": a.long_frames,
+        nframes = {"jobs": a.clips * a.clip_frames, "cluster": a.clips * a.clip_frames, "jobs0": a.clips * 10,
+                   "cluster0": a.clips * 10, "whole": a.long_frames, "whole1": a.long_frames,
                    "chunked": a.long_frames, "mog2": a.long_frames}
         print(f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, {w}x{h} MJPG at {FPS:g} fps; "
               f"median of {a.repeat} interleaved rounds; load average before/after {load0[0]:.1f}/{load1[0]:.1f}")
@@ -160,9 +168,11 @@ def main() -> int:
                 print("  ".join("-" * x for x in wd))
         print()
         print(f"cluster path overhead: --cluster local:2 / --jobs 2 = {med['cluster'] / med['jobs']:.3f} "
-              f"({100 * (med['cluster'] / med['jobs'] - 1):+.1f} %)")
-        print(f"chunked speed-up: unchunked / chunked = {med['whole'] / med['chunked']:.2f}x; kl_motion unchunked vs "
-              f"MOG2 unchunked: {med['whole'] / med['mog2']:.2f}x MOG2's time")
+              f"({100 * (med['cluster'] / med['jobs'] - 1):+.1f} %); fixed cost {med['cluster0']:.2f} s against "
+              f"{med['jobs0']:.2f} s ({med['cluster0'] - med['jobs0']:+.2f} s)")
+        print(f"chunked speed-up: unchunked / chunked = {med['whole'] / med['chunked']:.2f}x (one thread unchunked: "
+              f"{med['whole1'] / med['chunked']:.2f}x); kl_motion unchunked takes {med['whole'] / med['mog2']:.2f}x "
+              f"MOG2's time")
         print(f"events: unchunked {ag['ref']}, chunked {ag['got']}: {ag['exact']} at the same start and end frame, "
               f"{ag['near']} within 1 s, {ag['missed']} missed, {ag['extra']} extra")
     finally:

@@ -203,8 +203,15 @@ def probe_task(spec: str, out_dir: str, opt) -> dict:
 
 
 def join_task(out_dir: str, opt, params, chunks, results, started: float):
+    """The chunks' outputs joined into the input's (kl_motion.chunks.join) -> InputReport; a
+    problem with the files (disk full, a video that does not decode) is a failed report."""
     from .chunks import join
-    return join(out_dir, opt, params, chunks, results, started)
+    from .outputs import InputReport
+    try:
+        return join(out_dir, opt, params, chunks, results, started)
+    except KLMotionError as e:
+        return InputReport(input=results[0][0].input, out_dir=out_dir, name=Path(out_dir).name, status="failed",
+                           frames=sum(r.frames for r, _ in results), message=str(e))
 
 
 # ============================================================================ client side
