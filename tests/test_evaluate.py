@@ -29,6 +29,11 @@ def test_counts_follow_cdnet_labels_and_roi():
     c2 = Counts()
     c2.add(pred, gt, roi)
     assert (c2.tp, c2.fn, c2.fp, c2.tn) == (1, 1, 2, 1)
+    # negatives outside the ROI are not scored either, detected (FP) or not (TN)
+    roi3 = np.array([[1, 1, 0, 0, 1, 1, 1, 1]], bool)
+    c3 = Counts()
+    c3.add(pred, gt, roi3)
+    assert (c3.tp, c3.fn, c3.fp, c3.tn) == (2, 1, 1, 0)
     m = c.metrics()
     assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(2 / 3)
     assert m["f_measure"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
@@ -106,5 +111,10 @@ def test_highway_cut_beats_mog2_in_the_same_run(tmp_path):
     (seq / "ROI.bmp").symlink_to(src / "ROI.bmp")
     (seq / "temporalROI.txt").write_text("470 770\n")
     recs = {r.method: r for r in evaluate_sequence(seq, ["kl_motion", "mog2-raw"])}
-    assert recs["kl_motion"].f_measure > 0.85
-    assert recs["kl_motion"].f_measure > recs["mog2-raw"].f_measure + 0.1
+    # the bar follows docs/accuracy.json (regenerated with every change of the detector): this cut
+    # scores at least the whole sequence's F less 0.02 (measured: cut 0.967, whole 0.950, 2026-11-29);
+    # tests/test_accuracy.py checks the whole sequence's counts exactly
+    whole = next(r["f_measure"] for r in json.loads((ROOT / "docs" / "accuracy.json").read_text())
+                 if r["sequence"] == "cdnet/highway" and r["method"] == "kl_motion")
+    assert recs["kl_motion"].f_measure > whole - 0.02
+    assert recs["kl_motion"].f_measure > recs["mog2-raw"].f_measure + 0.3      # measured: 0.967 against 0.520

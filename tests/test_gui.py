@@ -96,18 +96,63 @@ def test_window_opens_on_demo_and_shows_frames(make_window, qtbot):
 
 def test_all_view_modes_render(make_window, qtbot):
     w = make_window()
-    pause_at(qtbot, w, 20)
+    pause_at(qtbot, w, 40)
+    images = {}
     for mode in MODES:
         old = w.packet
         w.set_mode(mode)
         qtbot.waitUntil(lambda: w.packet is not old, timeout=WAIT)
-        assert w.packet.image.shape == (240, 320, 3)
+        pk = w.packet
         assert w.view.grid == (mode == "grid")
-    # mask mode shows the mask itself
-    w.set_mode("mask")
-    old = w.packet
-    qtbot.waitUntil(lambda: w.packet is not old, timeout=WAIT)
-    assert np.array_equal(w.packet.image[:, :, 0], w.packet.result.mask)
+        assert (pk.result.mask == 255).sum() > 200          # from frame 40 on the demo has moving objects
+        check_view_image(mode, pk.image, pk.frame, pk.result, pk.result.background, w.settings)
+        images[mode] = pk.image
+    # five different pictures of the same frame
+    assert len({im.tobytes() for im in images.values()}) == len(MODES)
+
+
+def check_view_image(mode, img, frame, result, background, s):
+    """What each view mode must show, checked with plain numpy (not the composer's own code)."""
+    import cv2
+    H, W = frame.shape[:2]
+    assert img.shape == (H, W, 3) and img.dtype == np.uint8
+    mask = result.mask
+    fg = mask == 255
+    if mode == "overlay":
+        near = cv2.dilate((mask > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert np.array_equal(img[~near], frame[~near])                  # background pixels untouched
+        inner = cv2.erode(fg.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert inner.sum() > 50
+        want = (1 - s.opacity) * frame[inner].astype(float) + s.opacity * np.array(s.color, float)
+        assert np.abs(img[inner].astype(float) - want).max() <= 1.0       # foreground tinted at the opacity
+    elif mode == "mask":
+        for c in range(3):
+            assert np.array_equal(img[:, :, c], mask)
+    elif mode == "heatmap":
+        kl = result.kl
+        body = np.ones((H, W), bool)
+        body[:H // 2 + 8, W - 48:] = False                                # the colour bar's corner
+        high = body & (kl >= s.heat_vmax)
+        assert high.sum() > 0
+        c_high = img[high][0]
+        assert (img[high] == c_high).all()                  # one colour for every KL at or above vmax
+        lowest = np.unravel_index(np.argmin(np.where(body, kl, np.inf)), kl.shape)
+        assert np.abs(img[lowest].astype(int) - c_high.astype(int)).sum() > 100    # another for the lowest KL
+        assert np.abs(img.astype(int) - frame.astype(int)).mean() > 20              # not the picture
+    elif mode == "background":
+        assert background is not None
+        assert np.abs(img.astype(int) - background.astype(int)).mean() < 1.0
+        # the background has no moving object: where the frame shows one, they differ
+        assert np.abs(img[fg].astype(int) - frame[fg].astype(int)).mean() > 10
+    elif mode == "grid":
+        h2, w2 = H // 2, W // 2
+        small = cv2.resize(mask, (w2, h2), interpolation=cv2.INTER_NEAREST)
+        tile = img[20:h2, w2:2 * w2]                                       # the mask tile, under its label
+        for c in range(3):
+            assert np.array_equal(tile[:, :, c], small[20:])
+        assert not np.array_equal(img[20:h2, :w2], img[h2 + 20:, :w2])   # overlay and heat map differ
+    else:
+        raise AssertionError(mode)
 
 
 def test_hover_shows_kl_value(make_window, qtbot):
@@ -173,14 +218,19 @@ def test_threshold_slider_changes_next_mask(make_window, qtbot):
     fg_before = int(np.count_nonzero(before.result.mask == 255))
     assert fg_before > 0
     row = w.controls.row("kl_threshold")
-    row.slider.setValue(controls_mod.SLIDER_STEPS)   # the maximum (500)
-    assert w.params.kl_threshold == 500.0
+    row.slider.setValue(row.mapping.to_pos(300.0))
+    thr = w.params.kl_threshold
+    assert abs(thr - 300.0) < 10
     after = step_and_get(qtbot, w)
     fg_after = int(np.count_nonzero(after.result.mask == 255))
-    assert fg_after < 0.5 * fg_before
-    # what is left is the strongest motion (cleanup may add a few pixels around it)
-    if fg_after:
-        assert after.result.kl[after.result.mask == 255].max() > 500.0
+    # the demo's next frame at a threshold of 300: some of the motion is left, the strongest
+    assert 0 < fg_after < fg_before
+    kl_fg = after.result.kl[after.result.mask == 255]
+    assert kl_fg.max() > thr and np.mean(kl_fg > thr) > 0.5   # cleanup adds a few weaker pixels around it
+    row.slider.setValue(controls_mod.SLIDER_STEPS)   # the maximum (500)
+    assert w.params.kl_threshold == 500.0
+    top = step_and_get(qtbot, w)
+    assert int(np.count_nonzero(top.result.mask == 255)) < fg_after
 
 
 # ---------------------------------------------------------------------------- presets, snapshot, record
@@ -221,17 +271,33 @@ def test_snapshot_and_recording(make_window, qtbot, tmp_path):
     img = cv2.imread(str(snap))
     assert img is not None and img.shape == (240, 320, 3)
     rec = tmp_path / "rec.avi"
+    w.set_mode("mask")                     # record the masks: they look nothing like the input frames
     w.seek(0)
+    marks = []         # frames processed when the worker starts and stops recording (in its own thread)
+    w.worker.recordingChanged.connect(lambda path: marks.append((path, w.worker.frames_processed)),
+                                      Qt.DirectConnection)
     w.start_recording(str(rec))
-    qtbot.waitUntil(lambda: w.worker.recording is not None, timeout=WAIT)
-    n0 = w.worker.frames_processed
-    qtbot.waitUntil(lambda: w.worker.frames_processed >= n0 + 10, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(marks) == 1, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.worker.frames_processed >= marks[0][1] + 10, timeout=WAIT)
     w.stop_recording()
-    qtbot.waitUntil(lambda: w.worker.recording is None, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(marks) == 2, timeout=WAIT)
+    (p0, n0), (p1, n1) = marks
+    assert p0 == str(rec) and p1 == ""
     cap = cv2.VideoCapture(str(rec))
-    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    got = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        got.append(f)
     cap.release()
-    assert frames >= 5
+    assert len(got) == n1 - n0            # every frame processed while recording is in the file
+    assert len(got) >= 10 and got[0].shape == (240, 320, 3)
+    # what was shown: mask images (black and white, after the codec), with motion in some of them
+    for f in got:
+        g = f[:, :, 0]
+        assert np.mean((g < 40) | (g > 215)) > 0.97
+    assert max(int(np.count_nonzero(f[:, :, 0] > 127)) for f in got) > 200
 
 
 # ---------------------------------------------------------------------------- zones
@@ -322,12 +388,23 @@ def test_composer_modes_without_qt():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
     m = MotionModel()
-    m.apply(frame)
-    r = m.apply(np.roll(frame, 5, axis=1))
+    for _ in range(10):
+        m.apply(frame)
+    frame = frame.copy()
+    frame[12:36, 16:44] = 250                        # an object appears
+    r = m.apply(frame)
     c = Composer()
+    bg = m.background()
     for mode in MODES:
-        img = c.compose(frame, r, ViewSettings(mode=mode, outlines=True, boxes=True), m.background())
-        assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+        s = ViewSettings(mode=mode)
+        img = c.compose(frame, r, s, bg)
+        check_view_image(mode, img, frame, r, bg, s)
+    # outlines and boxes are drawn on the overlay, in the foreground colour and the box colour
+    plain = c.compose(frame, r, ViewSettings(), bg)
+    drawn = c.compose(frame, r, ViewSettings(outlines=True, boxes=True), bg)
+    assert r.blobs
+    b = r.blobs[0]
+    assert tuple(drawn[b.y, b.x + b.w // 2]) == (0, 255, 0) != tuple(plain[b.y, b.x + b.w // 2])
     # overlay tints foreground pixels only
     mask = np.zeros((48, 64), np.uint8)
     mask[10:20, 10:20] = 255
@@ -392,23 +469,45 @@ def test_stalled_and_lost_camera_show_message_not_freeze(make_window, qtbot):
 
 
 # ---------------------------------------------------------------------------- PySide6 6.12.0 refcount bugs
-def test_many_qt_calls_do_not_abort_the_interpreter():
-    """PySide6 6.12.0 on Python 3.11 drops a reference to None on every void call and to
-    True on every emit(); without kl_motion.gui.qtcompat the interpreter aborts
-    ("deallocating None") after some thousands of calls."""
-    code = (
-        "import os; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
-        "import kl_motion.gui\n"
-        "from kl_motion.gui.qtcompat import emit, _Probe\n"
-        "from PySide6.QtWidgets import QApplication, QLabel\n"
-        "app = QApplication([])\n"
-        "lab = QLabel()\n"
-        "o = _Probe(); o.sig.connect(lambda: None)\n"
-        "for i in range(300000):\n"
-        "    lab.setText('x'); o.sig.emit(); emit(o.sig)\n"
-        "print('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+def test_qtcompat_probe_and_repair(qapp):
+    """PySide6 6.12.0 on Python 3.11 dropped a reference to None on every void call and to True on
+    every emit() (the interpreter aborted after some thousands of calls); pyproject excludes that
+    release, so the installed binding is healthy.  What can still go wrong here: the probe taking a
+    healthy binding for a leaky one (and bumping the singletons' counts for nothing), or the repair
+    not giving back what a leaky emit() drops.  Both are checked against the real counts."""
+    import ctypes
+    from kl_motion.gui import qtcompat
+    from kl_motion.gui.qtcompat import _Probe
+    from PySide6.QtWidgets import QLabel
+    if sys.version_info >= (3, 12):
+        pytest.skip("None and True are immortal from Python 3.12 on: their counts say nothing")
+    # the installed binding: no leak measured, nothing made immortal, and indeed none lost
+    assert qtcompat._probe() == (False, False)
+    assert not qtcompat.IMMORTALIZED and sys.getrefcount(None) < 2 ** 40
+    lab, o = QLabel(), _Probe()
+    o.sig.connect(lambda: None)
+    n0, t0 = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(2000):
+        lab.setText("x")
+        qtcompat.emit(o.sig)
+    assert abs(sys.getrefcount(None) - n0) < 50 and abs(sys.getrefcount(True) - t0) < 50
+
+    # the repair, on a signal that leaks the way 6.12.0's did (emit returns True, one reference short)
+    class LeakySignal:
+        def emit(self, *args):
+            ctypes.pythonapi.Py_DecRef(ctypes.py_object(True))
+            return True
+
+    leaky = LeakySignal()
+    old = qtcompat.EMIT_LOSES_TRUE
+    qtcompat.EMIT_LOSES_TRUE = True
+    try:
+        t0 = sys.getrefcount(True)
+        for _ in range(1000):
+            qtcompat.emit(leaky)
+        assert abs(sys.getrefcount(True) - t0) < 50
+    finally:
+        qtcompat.EMIT_LOSES_TRUE = old
 
 
 def test_gui_code_emits_only_through_the_helper():

@@ -133,9 +133,14 @@ def test_light_switch_relearns_without_event(tmp_path):
     assert r.returncode == 0, r.stderr
     assert read_events(tmp_path / "light" / "events.jsonl") == []
     rows = read_stats(tmp_path / "light" / "stats.csv")
-    assert [int(r["lightswitch"]) for r in rows].index(1) in (35, 36)
+    flags = [int(r["lightswitch"]) for r in rows]
+    k = flags.index(1)
+    assert k in (35, 36) and sum(flags) == 1                 # one switch, seen at once
     assert "light switch" in r.stderr
-    assert float(rows[-1]["fg_fraction"]) < 0.01            # re-learned
+    # re-learned within 3 frames of the switch (the learning rate restarts at 1/n). Without the
+    # re-learn the whole picture stays foreground for 25 frames and counts as a second switch.
+    fg = [float(r["fg_fraction"]) for r in rows]
+    assert fg[k] > 0.9 and max(fg[k + 3:]) < 0.01, fg[k:]
 
 
 def test_batch_with_a_bad_input_and_jobs(clip, tmp_path):
@@ -187,16 +192,26 @@ def test_folder_of_clips_is_each_clip(tmp_path):
 
 def test_cdnet_bins_score_like_kl_motion_eval(tmp_path):
     """bin*.png from `process --bins` on a CDnet sequence score exactly as `kl-motion eval` does."""
-    from kl_motion.evaluate import Counts, evaluate_sequence, gt_for, load_sequence
+    from kl_motion.evaluate import evaluate_sequence
     from kl_motion.sources import demo_path
     demo = demo_path()
     r = run_process(demo / "input", "--out", tmp_path, "--bins", "--no-mask", "--no-stats", "--no-events",
                     method=False)
     assert r.returncode == 0, r.stderr
-    seq = load_sequence(demo)
-    c = Counts()
-    for i in range(seq.first, seq.last + 1):
-        b = cv2.imread(str(tmp_path / "demo" / "bin" / f"bin{i:06d}.png"), cv2.IMREAD_GRAYSCALE)
-        c.add(b == 255, gt_for(seq, i), seq.roi)
+    first, last = (int(v) for v in (demo / "temporalROI.txt").read_text().split()[:2])
+    tp = fp = fn = tn = 0
+    for i in range(1, last + 1):
+        b = cv2.imread(str(tmp_path / "demo" / "bin" / f"bin{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert b is not None and b.ndim == 2 and set(np.unique(b)) <= {0, 255}     # CDnet results: 0 or 255
+        if i < first:
+            continue
+        # CDnet's rules written out here (not kl_motion.evaluate's code): 255 positive, 0 and 50
+        # negative, 85 and 170 not scored; the demo has no ROI.bmp
+        g = cv2.imread(str(demo / "groundtruth" / f"gt{i:06d}.png"), cv2.IMREAD_GRAYSCALE)
+        pos, neg, det = g == 255, (g == 0) | (g == 50), b == 255
+        tp += int((det & pos).sum()); fn += int((~det & pos).sum())
+        fp += int((det & neg).sum()); tn += int((~det & neg).sum())
+    assert not (tmp_path / "demo" / "bin" / f"bin{last + 1:06d}.png").exists()
+    assert tp > 0 and fp + fn < tp                       # a real score, not an empty one
     (rec,) = evaluate_sequence(demo, ["kl_motion"])
-    assert (c.tp, c.fp, c.fn, c.tn) == (rec.tp, rec.fp, rec.fn, rec.tn)
+    assert (tp, fp, fn, tn) == (rec.tp, rec.fp, rec.fn, rec.tn)
