@@ -199,8 +199,10 @@ def test_mqtt_motion_state_and_events(tmp_path, paho):
         early.close()
         n.emit(dict(REC, type="end"))
         n.close(10)
-        ev = [json.loads(p) for t, p, _ in sub.msgs if t.endswith("/events")]
-        assert [e["type"] for e in ev] == ["start", "end"]
+        # the broker passes the end record on after close() has published it: wait for it
+        types = lambda ms: [json.loads(p)["type"] for t, p, _ in ms if t.endswith("/events")]  # noqa: E731
+        sub.wait_for(lambda ms: len(types(ms)) >= 2)
+        assert types(sub.msgs) == ["start", "end"]
         assert sub.wait_for(lambda ms: ("kl_motion/my_cam_1/available", "offline", False) in ms)
         motion = [p for t, p, _ in sub.msgs if t.endswith("/motion")]
         assert motion[-1] == "OFF"
