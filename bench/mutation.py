@@ -1,0 +1,227 @@
+"""Mutation testing of kl_motion's plain-Python modules with cosmic-ray (docs/testing.md).
+
+    pip install cosmic-ray==8.7.0
+    nice -n 19 python bench/mutation.py                       # every module of MODULES, 2 at a time
+    nice -n 19 python bench/mutation.py --modules evaluate,events --jobs 1
+    python bench/mutation.py --report                          # the table of what has run so far
+
+cosmic-ray mutates the source file on disk, so each job works in its own copy of the tree
+(``--work``, default /tmp/kl-mutation/tree-N, made from the files git tracks plus the working
+copy's changes) and the tests import that copy (PYTHONPATH; the ``kl-motion`` runs that the tests
+start as subprocesses import it too).  Each module has its own session (``--work``/NAME.sqlite,
+resumable: run the command again and it does what is left) and its own targeted tests (TESTS:
+the fast tests that exercise it, fastest first, ``-x``), never the whole suite.
+
+Operators: cosmic-ray's core set less the exhaustive cross products, one "natural" swap per
+operator kept (EXCLUDE below): + -, * /, // *, | &, == !=, < <=, > >=, is / is not, in / not
+in, unary - and "not" removed, plus every other core operator (numbers +-1, True/False, and/or,
+break/continue, exceptions, zero-iteration loops, "not" added to conditions); decorators and
+variable replacement/insertion are left out.
+
+Score per module = killed / (mutants - equivalent), where a timeout counts as killed (the
+mutant hangs the tests) and an equivalent mutant is one listed in EQUIVALENT with the reason it
+cannot change behaviour.  Surviving mutants are printed with their diff.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# module -> the tests that exercise it, fastest first (pytest -x stops at the first failure)
+TESTS: dict[str, list[str]] = {
+    "evaluate": ["tests/test_evaluate.py::test_counts_follow_cdnet_labels_and_roi",
+                 "tests/test_evaluate.py::test_only_frames_in_the_temporal_roi_are_scored",
+                 "tests/test_commands.py::test_eval_mean_row_of_several_sequences",
+                 "tests/test_commands.py::test_eval_broken_sequences_are_one_line_errors",
+                 "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[ucsd/boats]",
+                 "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[ucsd/ocean]",
+                 "tests/test_process_outputs.py::test_cdnet_bins_score_like_kl_motion_eval"],
+    "events": ["tests/test_events.py", "tests/test_analyzer.py::test_analyzer_events_match_the_event_detector_fed_by_hand",
+               "tests/test_model_runtime.py::test_warmup_boundary_is_exact",
+               "tests/test_tracker_timefmt.py"],
+    "postprocess": ["tests/test_postprocess_fast.py", "tests/test_postprocess.py",
+                    "tests/test_model.py::test_zones_remove_motion_inside_them",
+                    "tests/test_model.py::test_scale_gives_full_size_outputs"],
+    "analyzer": ["tests/test_analyzer.py", "tests/test_model_runtime.py::test_warmup_boundary_is_exact",
+                 "tests/test_api.py",
+                 "tests/test_process_outputs.py::test_light_switch_relearns_without_event"],
+    "cli": ["tests/test_commands.py", "tests/test_evaluate.py::test_eval_bad_input_is_one_line",
+            "tests/test_evaluate.py::test_eval_accepts_parameters_like_every_command"],
+    "params": ["tests/test_model.py::test_params_toml_round_trip", "tests/test_model.py::test_bad_parameters_raise",
+               "tests/test_faults.py::test_hostile_config_files",
+               "tests/test_faults.py::test_parameters_in_their_sections_still_load",
+               "tests/test_commands.py::test_config_dump_lists_every_parameter_with_default_range_and_help",
+               "tests/test_commands.py::test_config_redirected_to_a_file_reads_back",
+               "tests/test_model_runtime.py",
+               "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[ucsd/boats]",
+               "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[cdnet-partial/fall]"],
+}
+
+EXCLUDE = [
+    r"core/ReplaceBinaryOperator_(?!(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Mul|BitOr_BitAnd|BitAnd_BitOr)$).*",
+    r"core/ReplaceComparisonOperator_(?!(Eq_NotEq|NotEq_Eq|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Is_IsNot|IsNot_Is|In_NotIn|NotIn_In)$).*",
+    r"core/ReplaceUnaryOperator_(?!(USub_UAdd|Delete_Not)$).*",
+    r"core/RemoveDecorator", r"core/VariableReplacer", r"core/VariableInserter",
+]
+
+# (module, line, operator, occurrence) -> why the mutant cannot change what the module does
+EQUIVALENT: dict[tuple[str, int, str, int], str] = {}
+
+
+def tracked_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return [Path(p) for p in out.splitlines() if p and (ROOT / p).is_file()]
+
+
+def make_tree(dst: Path) -> None:
+    """A copy of the project (tracked and new files; numba's cache along, so the kernels load)."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    for rel in tracked_files():
+        if rel.parts[0] in (".venv", "dist", "build"):
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dst / rel)
+    cache = ROOT / "kl_motion" / "__pycache__"
+    if cache.is_dir():
+        shutil.copytree(cache, dst / "kl_motion" / "__pycache__", dirs_exist_ok=True)
+
+
+def config(module: str, tree: Path, timeout: float) -> str:
+    tests = " ".join(TESTS[module])
+    cmd = f"{sys.executable} -m pytest -x -q -p no:cacheprovider --noconftest {tests}"
+    excl = ",\n  ".join(json.dumps(e) for e in EXCLUDE)
+    return (f'[cosmic-ray]\nmodule-path = "kl_motion/{module}.py"\ntimeout = {timeout}\nexcluded-modules = []\n'
+            f'test-command = {json.dumps(cmd)}\n\n[cosmic-ray.distributor]\nname = "local"\n\n'
+            f'[cosmic-ray.filters.operators-filter]\nexclude-operators = [\n  {excl}\n]\n')
+
+
+def cr(*args, cwd: Path, env=None, check=True) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent
+    return subprocess.run([str(exe / args[0]), *map(str, args[1:])], cwd=cwd, env=env, capture_output=True,
+                          text=True, check=check)
+
+
+def env_for(tree: Path) -> dict:
+    e = dict(os.environ, PYTHONPATH=str(tree), QT_QPA_PLATFORM="offscreen", PYTHONDONTWRITEBYTECODE="1")
+    e.pop("KL_MOTION_DEBUG", None)
+    return e
+
+
+def run_module(module: str, work: Path, slot: int) -> None:
+    tree = work / f"tree-{slot}"
+    if not (tree / "kl_motion").is_dir():
+        make_tree(tree)
+    env = env_for(tree)
+    # the tree's own files, fresh: a mutant left by an interrupted run is undone here
+    for rel in tracked_files():
+        if rel.parts[0] == "kl_motion" and rel.suffix == ".py":
+            shutil.copy2(ROOT / rel, tree / rel)
+    cfg, db = work / f"{module}.toml", work / f"{module}.sqlite"
+    t0 = time.perf_counter()
+    base = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--noconftest",
+                           *TESTS[module]], cwd=tree, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if base.returncode != 0:
+        raise SystemExit(f"{module}: the targeted tests fail without a mutant:\n{base.stdout[-2000:]}")
+    cfg.write_text(config(module, tree, timeout=max(30.0, 4 * took)))
+    if not db.exists():
+        cr("cosmic-ray", "init", cfg, db, cwd=tree, env=env)
+        cr("cr-filter-operators", db, cfg, cwd=tree, env=env)
+    print(f"{module}: baseline {took:.1f} s; running in {tree}", flush=True)
+    cr("cosmic-ray", "exec", cfg, db, cwd=tree, env=env)
+    print(f"{module}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def results(work: Path, module: str) -> list[dict]:
+    db = work / f"{module}.sqlite"
+    if not db.exists():
+        return []
+    out = cr("cosmic-ray", "dump", db, cwd=work).stdout
+    recs = []
+    for line in out.splitlines():
+        job, res = json.loads(line)
+        m = job["mutations"][0]
+        recs.append(dict(line=m["start_pos"][0], col=m["start_pos"][1], op=m["operator_name"].split("/")[-1],
+                         occ=m["occurrence"], fn=m.get("definition_name", ""),
+                         worker=(res or {}).get("worker_outcome"), test=(res or {}).get("test_outcome"),
+                         diff=(res or {}).get("diff") or ""))
+    return recs
+
+
+def summarize(work: Path, modules: list[str], survivors: bool = True) -> str:
+    rows, lines = [], []
+    tot = dict(n=0, killed=0, survived=0, equiv=0, pending=0)
+    for mod in modules:
+        recs = [r for r in results(work, mod) if r["worker"] != "skipped"]
+        if not recs:
+            continue
+        done = [r for r in recs if r["worker"] is not None and r["test"] != "incompetent"]
+        killed = [r for r in done if r["test"] == "killed" or r["worker"] in ("timeout", "abnormal")]
+        surv = [r for r in done if r not in killed]
+        equiv = [r for r in surv if (mod, r["line"], r["op"], r["occ"]) in EQUIVALENT]
+        live = [r for r in surv if r not in equiv]
+        pending = len(recs) - len(done)
+        scored = len(done) - len(equiv)
+        score = 100.0 * len(killed) / scored if scored else float("nan")
+        rows.append(f"| {mod} | {len(recs)} | {len(done)} | {len(killed)} | {len(equiv)} | {len(live)} | "
+                    f"{score:.1f}% |" + (f" ({pending} not run)" if pending else ""))
+        for k, v in (("n", len(done)), ("killed", len(killed)), ("survived", len(live)), ("equiv", len(equiv)),
+                     ("pending", pending)):
+            tot[k] += v
+        if survivors:
+            for r in sorted(surv, key=lambda r: r["line"]):
+                why = EQUIVALENT.get((mod, r["line"], r["op"], r["occ"]))
+                d = [l for l in r["diff"].splitlines() if l.startswith(("+", "-")) and not l.startswith(("+++", "---"))]
+                lines.append(f"- {mod}.py:{r['line']} ({r['fn']}) {r['op']}#{r['occ']}: "
+                             + " / ".join(x.strip() for x in d)[:200]
+                             + (f" -- equivalent: {why}" if why else ""))
+    scored = tot["n"] - tot["equiv"]
+    head = ["| module | mutants | run | killed | equivalent | survived | killed / (run - equivalent) |",
+            "|---|---|---|---|---|---|---|"]
+    all_row = (f"| **all** | | {tot['n']} | {tot['killed']} | {tot['equiv']} | {tot['survived']} | "
+               f"**{100.0 * tot['killed'] / scored:.1f}%** |" if scored else "")
+    return "\n".join(head + rows + [all_row] + ([""] + lines if lines else []))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--modules", default=",".join(TESTS), help="comma-separated, of: " + ", ".join(TESTS))
+    ap.add_argument("--work", default="/tmp/kl-mutation", help="copies of the tree and the sessions")
+    ap.add_argument("--jobs", type=int, default=2, help="modules run at the same time (each in its own copy)")
+    ap.add_argument("--report", action="store_true", help="only print the table of what has run")
+    a = ap.parse_args()
+    modules = [m.strip() for m in a.modules.split(",") if m.strip()]
+    unknown = [m for m in modules if m not in TESTS]
+    if unknown:
+        ap.error(f"unknown module(s) {', '.join(unknown)} (known: {', '.join(TESTS)})")
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not a.report:
+        if shutil.which("cosmic-ray", path=str(Path(sys.executable).parent)) is None:
+            ap.error("cosmic-ray is not installed here: pip install cosmic-ray==8.7.0")
+        with ThreadPoolExecutor(max(1, a.jobs)) as ex:
+            slots = {m: i % max(1, a.jobs) for i, m in enumerate(modules)}
+            # one module per slot at a time: a slot's tree is mutated by one session only
+            queues: dict[int, list[str]] = {}
+            for m, s in slots.items():
+                queues.setdefault(s, []).append(m)
+            futs = [ex.submit(lambda ms, s: [run_module(m, work, s) for m in ms], ms, s) for s, ms in queues.items()]
+            for f in futs:
+                f.result()
+    print(summarize(work, modules))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
