@@ -183,3 +183,29 @@ def test_eval_mean_row_of_several_sequences(tmp_path):
     assert len(mean_lines) == 2
     k = means[0]
     assert f"{k['f_measure']:.3f}" in mean_lines[0] and str(k["tp"]) in mean_lines[0]
+
+
+# ----------------------------------------------------------------------------- exit codes of main()
+def test_main_returns_the_commands_exit_code(tmp_path, capsys):
+    """In-process: main() returns what the command returns (process: 2 when an input failed),
+    2 for an error or no command, and 0 for success."""
+    from kl_motion.cli import main
+    assert main(["config", "--write", str(tmp_path / "p.toml")]) == 0
+    assert main(["process", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main([]) == 2                                         # no command: the help, and an error code
+    assert "COMMAND" in capsys.readouterr().out
+    assert main(["config", "--kl-threshold", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("kl-motion: error:")
+
+
+def test_view_without_pyside6_is_a_one_line_error(tmp_path):
+    """A broken Qt install (PySide6 that cannot be imported) is one line, not a traceback."""
+    fake = tmp_path / "site" / "PySide6"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('this PySide6 is broken')\n")
+    import os
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "kl_motion", "view", str(DEMO / "input")], capture_output=True,
+                       text=True, timeout=120, env=env)
+    one_line_error(r, "the viewer needs PySide6", "this PySide6 is broken")
