@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,17 +39,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module -> the tests that exercise it, fastest first (pytest -x stops at the first failure)
 TESTS: dict[str, list[str]] = {
-    "evaluate": ["tests/test_evaluate.py::test_counts_follow_cdnet_labels_and_roi",
+    "evaluate": ["tests/test_evaluate.py::test_counts_follow_cdnet_labels_and_roi", "tests/test_exact_small.py",
                  "tests/test_evaluate.py::test_only_frames_in_the_temporal_roi_are_scored",
                  "tests/test_commands.py::test_eval_mean_row_of_several_sequences",
                  "tests/test_commands.py::test_eval_broken_sequences_are_one_line_errors",
                  "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[ucsd/boats]",
                  "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[ucsd/ocean]",
                  "tests/test_process_outputs.py::test_cdnet_bins_score_like_kl_motion_eval"],
-    "events": ["tests/test_events.py", "tests/test_analyzer.py::test_analyzer_events_match_the_event_detector_fed_by_hand",
+    "events": ["tests/test_events.py", "tests/test_events_exact.py",
+               "tests/test_analyzer.py::test_analyzer_events_match_the_event_detector_fed_by_hand",
                "tests/test_model_runtime.py::test_warmup_boundary_is_exact",
                "tests/test_tracker_timefmt.py"],
     "postprocess": ["tests/test_postprocess_fast.py", "tests/test_postprocess.py",
+                    "tests/test_exact_small.py::test_zone_polygon_corners_land_on_the_last_row_and_column",
+                    "tests/test_exact_small.py::test_zone_mask_image_is_read_and_scaled",
                     "tests/test_model.py::test_zones_remove_motion_inside_them",
                     "tests/test_model.py::test_scale_gives_full_size_outputs"],
     "analyzer": ["tests/test_analyzer.py", "tests/test_model_runtime.py::test_warmup_boundary_is_exact",
@@ -75,8 +79,63 @@ EXCLUDE = [
     r"core/RemoveDecorator", r"core/VariableReplacer", r"core/VariableInserter",
 ]
 
-# (module, line, operator, occurrence) -> why the mutant cannot change what the module does
-EQUIVALENT: dict[tuple[str, int, str, int], str] = {}
+# Equivalent mutants: (module, operator, text of the line before, text after the mutation, why the
+# mutant cannot change what the module does).  Matched on the changed line's text (not its number,
+# which moves with every edit above it).
+EQUIVALENT: list[tuple[str, str, str, str, str]] = [
+    ("events", "ReplaceUnaryOperator_USub_UAdd", "self._last_motion_time = -math.inf", "+math.inf",
+     "_last_motion_time is read only while an event is open, and an event opens only on a motion frame, which "
+     "sets it: the value given here (at the start and in finish()) is never read"),
+    ("events", "NumberReplacer", "self._left = 0", "self._left = -1",
+     "_left is only compared with > 0 and decremented when > 0: -1 and 0 behave the same"),
+    ("events", "NumberReplacer", "math.ceil(0.5 * max(1.0, fps))", "max( 2.0, fps)",
+     "ceil(0.5 * max(2.0, fps)) == ceil(0.5 * max(1.0, fps)) for every fps: both are 1 for fps <= 2, equal above"),
+    ("events", "NumberReplacer", "frame_area: int = 1)", "frame_area: int = 0)",
+     "frame_area=0 as the default: __init__ takes max(1, frame_area), so 1"),
+    ("evaluate", "ReplaceBreakWithContinue", "break", "continue",
+     "unreachable: LAST is capped at the number of images and FolderSource reads those same images, so read() "
+     "never returns None inside the loop"),
+    ("postprocess", "NumberReplacer", "if p.median_size > 1:", "if p.median_size > 0:",
+     "median_size 1: cv2.medianBlur with a 1-pixel window returns the image unchanged (checked), so > 0 and > 1 "
+     "give the same mask"),
+    ("postprocess", "ReplaceComparisonOperator_Gt_GtE", "if p.median_size > 1:", "if p.median_size >= 1:",
+     "a median of 1 is the identity (as above)"),
+    ("postprocess", "ReplaceAndWithOr", "if p.fill_holes > 0 and blobs:", "if p.fill_holes > 0 or blobs:",
+     "fill_holes 0 fills holes of at most 0 pixels (none), and with no blob there is no box to fill in"),
+    ("postprocess", "NumberReplacer", "(W + 63) // 64)", "(W + 62) // 64)",
+     "the bit path runs only for widths that are multiples of 8, where (W + 62) // 64 == (W + 63) // 64"),
+    ("postprocess", "NumberReplacer", "if len(xs) == 0:", "if len(xs) == -1:",
+     "no row of an OpenCV ellipse of size 1..79 is empty (checked), so len(xs) is never 0 or -1"),
+    ("postprocess", "ReplaceOrWithAnd", "!= len(xs) or n > 63:", "!= len(xs) and n > 63:",
+     "every row of an OpenCV ellipse is one run (checked) and sizes stop at 31 (params.py): both operands are "
+     "always False"),
+    ("postprocess", "NumberReplacer", ".reshape(-1, 2)", ".reshape(- 2, 2)", "numpy takes reshape(-2, 2) like reshape(-1, 2)"),
+    ("postprocess", "NumberReplacer", "for ky in range(k.shape[0]):", "k.shape[ 1]", "the ellipse is square"),
+    ("postprocess", "ReplaceOrWithAnd", "raw.dtype != np.uint8 or not raw.flags.c_contiguous",
+     "raw.dtype != np.uint8 and not raw.flags.c_contiguous",
+     "lets a non-contiguous uint8 mask take the bit path, which gives the same mask as OpenCV's "
+     "(test_postprocess_fast compares them): only the path differs"),
+]
+
+_ANNOTATION = re.compile(r"^\s*(async\s+)?def\s|^\s*[\w.]+\s*:\s*[^=]*\|")
+
+
+def _changed(diff: str) -> tuple[str, str]:
+    old = [l[1:] for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
+    new = [l[1:] for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    return (old[0] if old else ""), (new[0] if new else "")
+
+
+def equivalent_reason(module: str, r: dict) -> str | None:
+    old, new = _changed(r["diff"])
+    for mod, op, before, after, why in EQUIVALENT:
+        if mod == module and op == r["op"] and before in old and after in new:
+            return why
+    # `X | None` -> `X & None` in an annotation: every module has `from __future__ import annotations`,
+    # so annotations are strings that are never evaluated
+    if r["op"] == "ReplaceBinaryOperator_BitOr_BitAnd" and _ANNOTATION.match(old):
+        return "in an annotation (never evaluated: from __future__ import annotations)"
+    return None
 
 
 def tracked_files() -> list[Path]:
@@ -120,14 +179,24 @@ def env_for(tree: Path) -> dict:
     return e
 
 
-def run_module(module: str, work: Path, slot: int) -> None:
+def forget_survivors(db: Path) -> int:
+    """Make the surviving mutants of a session pending again (to run them against new tests; a
+    killed mutant stays killed: tests are only ever added)."""
+    import sqlite3
+    with sqlite3.connect(db) as c:
+        n = c.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'").rowcount
+    return n
+
+
+def run_module(module: str, work: Path, slot: int, rerun: bool = False) -> None:
     tree = work / f"tree-{slot}"
     if not (tree / "kl_motion").is_dir():
         make_tree(tree)
     env = env_for(tree)
-    # the tree's own files, fresh: a mutant left by an interrupted run is undone here
+    # the tree's files, fresh (the tests as they are now; a mutant left by an interrupted run undone)
     for rel in tracked_files():
-        if rel.parts[0] == "kl_motion" and rel.suffix == ".py":
+        if rel.parts[0] in ("kl_motion", "tests", "docs") and rel.suffix in (".py", ".json", ".toml"):
+            (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, tree / rel)
     cfg, db = work / f"{module}.toml", work / f"{module}.sqlite"
     t0 = time.perf_counter()
@@ -140,6 +209,8 @@ def run_module(module: str, work: Path, slot: int) -> None:
     if not db.exists():
         cr("cosmic-ray", "init", cfg, db, cwd=tree, env=env)
         cr("cr-filter-operators", db, cfg, cwd=tree, env=env)
+    elif rerun:
+        print(f"{module}: {forget_survivors(db)} surviving mutants to run again", flush=True)
     print(f"{module}: baseline {took:.1f} s; running in {tree}", flush=True)
     cr("cosmic-ray", "exec", cfg, db, cwd=tree, env=env)
     print(f"{module}: done in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -171,7 +242,7 @@ def summarize(work: Path, modules: list[str], survivors: bool = True) -> str:
         done = [r for r in recs if r["worker"] is not None and r["test"] != "incompetent"]
         killed = [r for r in done if r["test"] == "killed" or r["worker"] in ("timeout", "abnormal")]
         surv = [r for r in done if r not in killed]
-        equiv = [r for r in surv if (mod, r["line"], r["op"], r["occ"]) in EQUIVALENT]
+        equiv = [r for r in surv if equivalent_reason(mod, r)]
         live = [r for r in surv if r not in equiv]
         pending = len(recs) - len(done)
         scored = len(done) - len(equiv)
@@ -183,7 +254,7 @@ def summarize(work: Path, modules: list[str], survivors: bool = True) -> str:
             tot[k] += v
         if survivors:
             for r in sorted(surv, key=lambda r: r["line"]):
-                why = EQUIVALENT.get((mod, r["line"], r["op"], r["occ"]))
+                why = equivalent_reason(mod, r)
                 d = [l for l in r["diff"].splitlines() if l.startswith(("+", "-")) and not l.startswith(("+++", "---"))]
                 lines.append(f"- {mod}.py:{r['line']} ({r['fn']}) {r['op']}#{r['occ']}: "
                              + " / ".join(x.strip() for x in d)[:200]
@@ -201,6 +272,10 @@ def main() -> int:
     ap.add_argument("--modules", default=",".join(TESTS), help="comma-separated, of: " + ", ".join(TESTS))
     ap.add_argument("--work", default="/tmp/kl-mutation", help="copies of the tree and the sessions")
     ap.add_argument("--jobs", type=int, default=2, help="modules run at the same time (each in its own copy)")
+    ap.add_argument("--first-slot", type=int, default=0,
+                    help="number of the first tree copy to use (another run going on uses the others)")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="run the surviving mutants of earlier sessions again (after adding tests)")
     ap.add_argument("--report", action="store_true", help="only print the table of what has run")
     a = ap.parse_args()
     modules = [m.strip() for m in a.modules.split(",") if m.strip()]
@@ -213,12 +288,13 @@ def main() -> int:
         if shutil.which("cosmic-ray", path=str(Path(sys.executable).parent)) is None:
             ap.error("cosmic-ray is not installed here: pip install cosmic-ray==8.7.0")
         with ThreadPoolExecutor(max(1, a.jobs)) as ex:
-            slots = {m: i % max(1, a.jobs) for i, m in enumerate(modules)}
+            slots = {m: a.first_slot + i % max(1, a.jobs) for i, m in enumerate(modules)}
             # one module per slot at a time: a slot's tree is mutated by one session only
             queues: dict[int, list[str]] = {}
             for m, s in slots.items():
                 queues.setdefault(s, []).append(m)
-            futs = [ex.submit(lambda ms, s: [run_module(m, work, s) for m in ms], ms, s) for s, ms in queues.items()]
+            futs = [ex.submit(lambda ms, s: [run_module(m, work, s, a.rerun_survivors) for m in ms], ms, s)
+                    for s, ms in queues.items()]
             for f in futs:
                 f.result()
     print(summarize(work, modules))

@@ -78,3 +78,28 @@ def test_lightswitch_negative_settle_is_none():
     ls = LightSwitch(0.5, settle_frames=-3)
     assert ls.settle_frames == 0
     assert [ls.check(f) for f in (0.9, 0.9, 0.1)] == [(True, True), (True, True), (False, False)]
+
+
+def test_peak_flags_in_the_starting_run():
+    # a frame is the run's peak only when larger than every earlier frame of the run
+    _, outs, _ = feed([500, 500, 900, 400, 0], motion_area=0.01, event_start_frames=5, event_gap=0.2)
+    assert [o.is_peak for o in outs] == [True, False, True, False, False]
+
+
+def test_lightswitch_edges_and_default_settling():
+    assert LightSwitch(0.5).settle_frames == 10
+    ls = LightSwitch(0.5, settle_frames=0)
+    assert ls.check(0.5) == (False, False)                # exactly the fraction is not a switch
+    assert ls.check(0.5001) == (True, True)
+
+
+def test_defaults_reset_and_settling_for_a_rate_of_zero():
+    from kl_motion.events import settle_frames_for
+    d = EventDetector(Params(motion_area=0.6))          # the frame's area defaults to one pixel
+    assert d.frame_area == 1 and d.is_motion(1)
+    ls = LightSwitch(0.5, settle_frames=5)
+    assert ls.check(0.9) == (True, True) and ls.check(0.9) == (False, True)
+    ls.reset()                                          # a restart: the next change is a switch at once
+    assert ls.check(0.9) == (True, True)
+    assert settle_frames_for(Params(event_start_frames=3), 0) == 4      # an unknown rate counts as 1 fps
+    assert settle_frames_for(Params(event_start_frames=3), 25) == 3 + 13
