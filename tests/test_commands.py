@@ -209,3 +209,32 @@ def test_view_without_pyside6_is_a_one_line_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "kl_motion", "view", str(DEMO / "input")], capture_output=True,
                        text=True, timeout=120, env=env)
     one_line_error(r, "the viewer needs PySide6", "this PySide6 is broken")
+
+
+def test_main_turns_unexpected_errors_into_one_line_and_a_closed_pipe_into_success(monkeypatch, capsys):
+    """A bug in a command is one line naming it (exit 1), unless KL_MOTION_DEBUG asks for the
+    traceback; a reader that closes the pipe early (`| head`) is not an error (exit 0)."""
+    import kl_motion.cli as cli
+
+    def boom(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "cmd_config", boom)
+    monkeypatch.delenv("KL_MOTION_DEBUG", raising=False)
+    assert cli.main(["config"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["kl-motion: internal error: RuntimeError: boom (set KL_MOTION_DEBUG=1 for details)"]
+    monkeypatch.setenv("KL_MOTION_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["config"])
+
+    def closed(args):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli, "cmd_config", closed)
+    assert cli.main(["config"]) == 0
+
+
+def test_eval_checks_the_method_names_before_any_work(tmp_path):
+    r = kl("eval", tmp_path / "nothere", "--method", "nosuch", "-q")
+    one_line_error(r, "unknown detector")
