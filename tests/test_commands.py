@@ -238,3 +238,22 @@ def test_main_turns_unexpected_errors_into_one_line_and_a_closed_pipe_into_succe
 def test_eval_checks_the_method_names_before_any_work(tmp_path):
     r = kl("eval", tmp_path / "nothere", "--method", "nosuch", "-q")
     one_line_error(r, "unknown detector")
+
+
+def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch):
+    import argparse
+    import io
+    import kl_motion.cli as cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    bar = cli._bar(argparse.Namespace(quiet=False), "seq")
+    assert bar is not None and not bar.leave
+    bar.close()
+    assert cli._bar(argparse.Namespace(quiet=True), "seq") is None
+    assert cli._bar(argparse.Namespace(), "seq") is not None                 # no -q option: a bar
+    monkeypatch.setattr(sys, "stderr", io.StringIO())                       # not a terminal: none
+    assert cli._bar(argparse.Namespace(quiet=False), "seq") is None

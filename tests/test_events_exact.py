@@ -103,3 +103,17 @@ def test_defaults_reset_and_settling_for_a_rate_of_zero():
     assert ls.check(0.9) == (True, True)
     assert settle_frames_for(Params(event_start_frames=3), 0) == 4      # an unknown rate counts as 1 fps
     assert settle_frames_for(Params(event_start_frames=3), 25) == 3 + 13
+
+
+def test_boxes_union_edges_that_only_one_side_shows():
+    assert boxes_union([(5, 5, 0, 3), (10, 10, 2, 2)]) == (10, 10, 2, 2)     # no width, some height: no box
+    assert boxes_union([(30, 5, 6, 2), (10, 20, 5, 6)]) == (10, 5, 26, 21)   # right edge from the first box
+
+
+def test_peak_inside_the_starting_run_and_a_one_pixel_event():
+    d, _, _ = feed([500, 900, 600, 0, 0, 0, 0], motion_area=0.01, event_start_frames=3, event_gap=0.2)
+    ev = d.events[0]
+    assert (ev.peak_frame, ev.peak_pixels) == (2, 900) and abs(ev.peak_area - 0.09) < 1e-12
+    d, _, _ = feed([1, 0, 0, 0, 0], motion_area=0.0, event_start_frames=1, event_gap=0.2)
+    ev = d.events[0]
+    assert (ev.peak_frame, ev.peak_pixels) == (1, 1) and ev.peak_area == 1 / AREA

@@ -191,3 +191,21 @@ def test_eval_json_is_indented_by_two(tmp_path):
     write_json([Record("s", "m", 1, 2, 3, 4, 0.5, 0.9, 0.1, 0.5, 1.0, 0.25, 0.3, 1.5)], tmp_path / "r.json")
     text = (tmp_path / "r.json").read_text()
     assert text.startswith('[\n  {\n    "sequence": "s",\n') and text.endswith("}\n]\n") and '"extra"' not in text
+
+
+def test_feedback_mask_holds_the_blobs_of_feedback_min_area_only():
+    """clean(feedback=buf) writes the whole buffer: 255 on blobs of at least feedback_min_area,
+    0 everywhere else (whatever the buffer held), while the output keeps min_area."""
+    from kl_motion.postprocess import clean
+    raw = np.zeros((40, 64), np.uint8)
+    raw[5:25, 5:25] = 255                      # 400 pixels: in both
+    raw[30:35, 40:44] = 255                    # 20 pixels: a feedback object, not an output blob
+    p = Params(median_size=0, close_size=0, open_size=0, fill_holes=0, min_area=100, feedback_min_area=10,
+               detect_shadows=False)
+    buf = np.full(raw.shape, 77, np.uint8)
+    out, blobs = clean(raw, p, feedback=buf)
+    assert len(blobs) == 1 and out[30:35, 40:44].max() == 0
+    want = np.zeros_like(raw)
+    want[5:25, 5:25] = 255
+    want[30:35, 40:44] = 255
+    assert np.array_equal(buf, want)
