@@ -22,6 +22,9 @@ def test_zone_polygon_corners_land_on_the_last_row_and_column():
     z = zone_mask(Params(ignore_zones=[[[0, 0], [0.2, 0], [0.2, 0.2], [0, 0.2]]]), 51, 11)
     ys, xs = np.nonzero(z == 0)
     assert (xs.max(), ys.max()) == (10, 2)                  # 0.2 * 50 and 0.2 * 10
+    z = zone_mask(Params(ignore_zones=[[[0, 0], [0.9, 0], [0.9, 0.9], [0, 0.9]]]), 101, 51)
+    ys, xs = np.nonzero(z == 0)
+    assert (xs.max(), ys.max()) == (90, 45)                 # 0.9 * 100 and 0.9 * 50 (not * 101 or * 51)
 
 
 def test_zone_mask_image_is_read_and_scaled(tmp_path):
