@@ -56,6 +56,7 @@ TESTS: dict[str, list[str]] = {
                     "tests/test_exact_small.py::test_bit_foreground_of_a_456_pixel_wide_mask",
                     "tests/test_exact_small.py::test_opening_of_two_pixels_on_opencvs_path",
                     "tests/test_exact_small.py::test_feedback_mask_holds_the_blobs_of_feedback_min_area_only",
+                    "tests/test_exact_small.py::test_median_corners_feedback_edges_and_zone_mask_value_one",
                     "tests/test_model.py::test_zones_remove_motion_inside_them",
                     "tests/test_model.py::test_scale_gives_full_size_outputs"],
     "analyzer": ["tests/test_analyzer.py", "tests/test_model_runtime.py::test_warmup_boundary_is_exact",

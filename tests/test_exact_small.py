@@ -212,3 +212,36 @@ def test_feedback_mask_holds_the_blobs_of_feedback_min_area_only():
     want[5:25, 5:25] = 255
     want[30:35, 40:44] = 255
     assert np.array_equal(buf, want)
+
+
+def test_median_corners_feedback_edges_and_zone_mask_value_one(tmp_path):
+    """The survivors of the postprocess mutation run: a median of 1 is none (bit path), a median of 2
+    is 3x3 (OpenCV's path, with shadows), a feedback object of exactly feedback_min_area pixels counts
+    and the area scales with the detection size, a zone-mask pixel of value 1 counts as inside."""
+    from kl_motion.postprocess import clean
+    base = dict(close_size=0, open_size=0, min_area=0, fill_holes=0)
+    raw = np.zeros((24, 64), np.uint8)
+    raw[5:15, 5:15] = 255
+    raw[20, 40] = 255                                       # an isolated pixel
+    out, _ = clean(raw, Params(median_size=1, detect_shadows=False, **base))
+    assert out[20, 40] == 255                               # no median
+    sh = raw.copy()
+    sh[2, 50] = 127                                         # an isolated shadow pixel
+    out, _ = clean(sh, Params(median_size=2, detect_shadows=True, **base))
+    assert out[2, 50] == 0 and out[20, 40] == 0             # a 3x3 median removed both
+    fb = np.zeros((24, 64), np.uint8)
+    fb[5:15, 5:15] = 255                                    # 100 pixels
+    fb[18:20, 30:35] = 255                                  # 10 pixels
+    buf = np.zeros_like(fb)
+    clean(fb, Params(median_size=0, detect_shadows=False, feedback_min_area=10, **dict(base, min_area=50)),
+          feedback=buf)
+    assert buf[18:20, 30:35].min() == 255                   # exactly feedback_min_area: an object
+    buf[:] = 0
+    clean(fb, Params(median_size=0, detect_shadows=False, feedback_min_area=20, **dict(base, min_area=50)),
+          area_scale=0.5, feedback=buf)
+    assert buf[18:20, 30:35].min() == 255                   # 20 full-size pixels = 10 at half size
+    img = np.zeros((10, 20), np.uint8)
+    img[:, 10:] = 1
+    cv2.imwrite(str(tmp_path / "z.png"), img)
+    z = zone_mask(Params(zone_mask=str(tmp_path / "z.png")), 20, 10)
+    assert z[:, 10:].min() == 1 and z[:, :10].max() == 0
