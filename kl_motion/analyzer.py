@@ -57,7 +57,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .events import Event, EventDetector, FrameEvents, LightSwitch, settle_frames_for
-from .params import Params
+from .params import Params, PendingParams
 from .postprocess import Blob, clean, zone_mask
 
 WARMUP_FRAMES = 1     # at least this many frames after a (re)start never count as motion
@@ -96,7 +96,7 @@ class SimpleResult:
         return float(np.count_nonzero(self.mask == 255)) / self.mask.size
 
 
-class OpenCVDetector:
+class OpenCVDetector(PendingParams):
     """An OpenCV background subtractor behind the model's interface.  With ``cleanup`` the
     mask goes through kl_motion's cleanup and zones (so only the background model differs);
     without it the subtractor's mask is given as it is ("-raw" detectors)."""
@@ -105,37 +105,12 @@ class OpenCVDetector:
                  tune: Callable[[object, Params], None] | None = None):
         self.name = name
         self._create, self._tune, self.cleanup = create, tune, cleanup
-        self._params = params.validate()
-        self._pending: Params | None = None
-        self._lock = threading.Lock()
+        self._init_params(params)
         self._zone_key = None
         self._zone = None
         self.reset()
 
-    @property
-    def params(self) -> Params:
-        with self._lock:
-            return self._pending or self._params
-
-    @params.setter
-    def params(self, p: Params) -> None:
-        p.validate()
-        with self._lock:
-            self._pending = p
-
-    def set_params(self, **changes) -> Params:
-        with self._lock:
-            p = self._pending = (self._pending or self._params).replace(**changes)
-        return p
-
-    def _take_pending(self) -> None:
-        with self._lock:
-            p, self._pending = self._pending, None
-        if p is None:
-            return
-        old, self._params = self._params, p
-        if (old.ignore_zones, old.include_zones, old.zone_mask) != (p.ignore_zones, p.include_zones, p.zone_mask):
-            self._zone_key = None
+    def _params_changed(self, old: Params, p: Params) -> None:
         if self._tune is not None and self.cleanup:
             self._tune(self._sub, p)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 from . import kernels
 from .atomic import atomic_path
 from .errors import FrameError, FrameTypeError, StateError
-from .params import Params, needs_reset
+from .params import Params, PendingParams, needs_reset
 from .postprocess import Blob, clean, zone_mask
 from .statefile import STATE_VERSION
 
@@ -53,7 +52,7 @@ class FrameResult:
         return self._bg
 
 
-class MotionModel:
+class MotionModel(PendingParams):
     """Per-pixel Gaussian-mixture background with a KL-divergence motion score.
 
     >>> m = MotionModel(Params(kl_threshold=8))
@@ -65,9 +64,7 @@ class MotionModel:
         p = params if params is not None else Params()
         if overrides:
             p = p.replace(**overrides)
-        self._params = p.validate()
-        self._pending: Params | None = None
-        self._lock = threading.Lock()
+        self._init_params(p)
         self._shape: tuple[int, int, int] | None = None   # full-size (H, W, C)
         self._n = 0
         self._steps = 0            # apply() calls, never reset: tells a FrameResult whether it is the newest
@@ -76,32 +73,9 @@ class MotionModel:
         self._relearn = False
 
     # ------------------------------------------------------------------ params
-    @property
-    def params(self) -> Params:
-        with self._lock:
-            return self._pending or self._params
-
-    @params.setter
-    def params(self, p: Params) -> None:
-        p.validate()
-        with self._lock:
-            self._pending = p
-
-    def set_params(self, **changes) -> Params:
-        """Change parameters; they take effect on the next frame (never mid-frame)."""
-        with self._lock:
-            p = (self._pending or self._params).replace(**changes)
-            self._pending = p
-        return p
-
-    def _take_pending(self) -> None:
-        with self._lock:
-            p, self._pending = self._pending, None
-        if p is None:
-            return
-        old, self._params = self._params, p
-        if (old.ignore_zones, old.include_zones, old.zone_mask) != (p.ignore_zones, p.include_zones, p.zone_mask):
-            self._zone_key = None       # zones changed: rebuild the zone mask on the next frame
+    def _params_changed(self, old: Params, p: Params) -> None:
+        """A change that needs new state: fewer/more components keep what was learned, a new
+        scale starts over (PendingParams._take_pending calls this between frames)."""
         if self._shape is not None and needs_reset(old, p):
             if old.n_components != p.n_components and old.scale == p.scale:
                 self._resize_components(p.n_components)

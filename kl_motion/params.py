@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,51 @@ class Params:
     def save(self, path: str | Path) -> None:
         write_text(path, self.to_toml())
 
+
+
+class PendingParams:
+    """Parameters that any thread may change while frames are processed, applied between frames
+    (never in the middle of one).  ``params`` and ``set_params`` record the change; the owner calls
+    ``_take_pending()`` at the start of each frame, which swaps it in, drops the cached zone mask
+    when the zones changed, and calls ``_params_changed(old, new)`` for the owner's own state.
+    MotionModel and the OpenCV detectors share it."""
+
+    _zone_key: object
+
+    def _init_params(self, p: Params) -> None:
+        self._params = p.validate()
+        self._pending: Params | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def params(self) -> Params:
+        with self._lock:
+            return self._pending or self._params
+
+    @params.setter
+    def params(self, p: Params) -> None:
+        p.validate()
+        with self._lock:
+            self._pending = p
+
+    def set_params(self, **changes) -> Params:
+        """Change parameters; they take effect on the next frame (never mid-frame)."""
+        with self._lock:
+            p = self._pending = (self._pending or self._params).replace(**changes)
+        return p
+
+    def _take_pending(self) -> None:
+        with self._lock:
+            p, self._pending = self._pending, None
+        if p is None:
+            return
+        old, self._params = self._params, p
+        if (old.ignore_zones, old.include_zones, old.zone_mask) != (p.ignore_zones, p.include_zones, p.zone_mask):
+            self._zone_key = None       # zones changed: rebuild the zone mask on the next frame
+        self._params_changed(old, p)
+
+    def _params_changed(self, old: Params, new: Params) -> None:
+        """The owner's reaction to a parameter change taken between frames (none by default)."""
 
 # ----------------------------------------------------------------------
 def _type_of(f) -> type:
