@@ -6,9 +6,14 @@ the detector regenerates that file in the same commit (the command is in docs/ac
 this test follows it; any other change of a count is a regression (or an unannounced change) and
 fails here with the differences.
 
-Exact, not within a tolerance: the counts were measured identical with numba's native AVX-512
-code and with AVX2 code (NUMBA_CPU_NAME=znver3 NUMBA_CPU_FEATURES=, own NUMBA_CACHE_DIR), and with
-1 and 2 numba threads (docs/testing.md, "Accuracy guard").  The data is found through
+Within a stated tolerance, not exact: on the machine that wrote docs/accuracy.json (AMD EPYC Zen 4)
+the counts were identical with native AVX-512 code, AVX2 code and 1 or 2 numba threads, but another
+CPU rounds a few float32 operations differently (fast-math code: LLVM picks instructions per CPU
+model) and a few pixels at the threshold change label: on an Intel Xeon (Sapphire Rapids class,
+2026-12-07) HallAndMonitor gave 3 true positives fewer of 560,721 foreground pixels, the other six
+sequences the same counts.  So each count may move by at most TOLERANCE x the sequence's foreground
+pixels (tp + fn: 56 pixels on HallAndMonitor, 546 on highway); a planted bug in the detector or
+the scoring moves thousands.  The data is found through
 $KL_MOTION_DATA (default ../shared/data beside the project); a sequence that is absent is
 skipped with the reason.
 """
@@ -27,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("KL_MOTION_DATA", ROOT.parent / "shared" / "data"))
 ACCURACY = ROOT / "docs" / "accuracy.json"
 COUNTS = ("tp", "fp", "fn", "tn")
+TOLERANCE = 1e-4          # of the sequence's foreground pixels, per count (the docstring says why)
 
 
 def _expected() -> dict[str, dict]:
@@ -57,8 +63,9 @@ def test_default_parameters_score_exactly_as_docs_accuracy_json(sequence):
     got = {k: getattr(rec, k) for k in COUNTS}
     exp = {k: want[k] for k in COUNTS}
     diff = {k: got[k] - exp[k] for k in COUNTS if got[k] != exp[k]}
+    allowed = TOLERANCE * (exp["tp"] + exp["fn"])
     assert rec.frames_scored == want["frames_scored"]
-    assert got == exp, (f"{sequence}: counts changed by {diff} (F {rec.f_measure:.4f}, docs/accuracy.json "
-                        f"{want['f_measure']:.4f}); a deliberate change regenerates docs/accuracy.json "
-                        "(docs/accuracy.md has the command)")
-    assert rec.f_measure == pytest.approx(want["f_measure"], abs=1e-12)
+    assert all(abs(d) <= allowed for d in diff.values()), (
+        f"{sequence}: counts changed by {diff} (allowed +-{allowed:.0f}; F {rec.f_measure:.4f}, docs/accuracy.json "
+        f"{want['f_measure']:.4f}); a deliberate change regenerates docs/accuracy.json (docs/accuracy.md has the command)")
+    assert rec.f_measure == pytest.approx(want["f_measure"], abs=1e-4)
