@@ -50,6 +50,8 @@ _SQRTH = np.int32(0x3F3504F3)
 _SC, _BEST, _CUM, _BK, _CM = 0, 1, 2, 3, 4
 _A, _TOT, _COLSUM, _M, _NM, _FR = 7, 8, 9, 10, 11, 12
 _NSF = 15
+# the neighbour test runs as a vector loop over a row when more than 1 / _NB_VEC of its pixels need it
+_NB_VEC = 8
 
 
 def aos_view(st: np.ndarray) -> np.ndarray:
@@ -168,13 +170,26 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
             best[x] = dk if take else b
             bk[x] = fk if take else bk[x]
             cum[x] += st[y, 0, k, x]
+    nfl = F0
     for x in range(W):
         b = best[x]
         kl_px[y, x] = b
         thr = kl_thr * (F1 + rest_gain * lvl[y, x])            # this pixel's threshold
         last = np.uint8(8) if raw_out[y, x] != 0 else np.uint8(0)   # the last frame's label was fg
-        raw_out[y, x] = (np.uint8(2) if ((bk[x] >= F0) & (b > thr)) else np.uint8(0)) | last
-    if not shadows and nb_r <= 0:
+        fl = (bk[x] >= F0) & (b > thr)
+        raw_out[y, x] = (np.uint8(2) if fl else np.uint8(0)) | last
+        nfl += F1 if fl else F0
+    # neighbours' background: as a vector loop over the row where enough of its pixels need it
+    # (the same comparisons in the same order as the scalar loop below, so the same bits)
+    vec = (nb_r > 0) & (nfl * np.float32(_NB_VEC) > np.float32(W))
+    if vec:
+        if C == 3:
+            _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC)
+        else:
+            _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC)
+        for x in range(W):
+            kl_px[y, x] = best[x]
+    if not shadows and (nb_r <= 0 or vec):
         return
     # the few pixels their own background does not explain: shadow test, neighbours' background.
     # The flags are read 8 at a time (most words are 0) and the neighbours' state through flat
@@ -213,7 +228,7 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
                             dist += d * d
                         if dist <= sh_chroma * sh_chroma * br * br * nb:
                             raw_out[y, x] = rw[x] | np.uint8(1)
-            if nb_r > 0:
+            if nb_r > 0 and not vec:
                 for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
                     for qx in range(max(x - nb_r, 0), min(x + nb_r, W - 1) + 1):
                         if (qy == y and qx == x) or nmf[np.uint64(qy * W + qx)] == 0:
@@ -229,6 +244,82 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
                             if dq < b:
                                 b = dq
                 kl_px[y, x] = b
+
+
+# the neighbour test's vector loop: every fast-math flag but "arcp", so that 1 / sb is a true
+# division (with arcp, LLVM vectorises it as a reciprocal estimate, 1 ulp away from the scalar loop's
+# division), and the vector loop gives the scalar loop's bits
+_JIT_NB = dict(_JIT, fastmath={"nnan", "ninf", "nsz", "contract", "afn", "reassoc"})
+
+
+@njit(**_JIT_NB)
+def _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC):
+    """Row y of a colour frame: fs[_BEST, x] <- min(fs[_BEST, x], KL(current || main component of
+    neighbour q)) over the neighbours q within nb_r, in row-major order, at the pixels flagged 2
+    (their own background does not explain them), each neighbour tried only where its first term
+    is below the running minimum: the scalar loop of _score, as a vector loop over the row (the
+    same bits).  The offset rows are slices, so the loop indexes every array from 0."""
+    H = st.shape[0]
+    W = st.shape[3]
+    for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
+        for dx in range(-nb_r, nb_r + 1):
+            if qy == y and dx == 0:
+                continue
+            x0 = max(0, -dx)
+            n = min(W, W - dx) - x0
+            qa = x0 + dx
+            sbq = st[qy, 1, 0, qa:]
+            m0 = st[qy, 2, 0, qa:]
+            m1 = st[qy, 3, 0, qa:]
+            m2 = st[qy, 4, 0, qa:]
+            nmq = nmodes[qy, qa:]
+            bv = fs[_BEST, x0:]
+            sv = fs[_SC, x0:]
+            c0 = fs[_CM, x0:]
+            c1 = fs[_CM + 1, x0:]
+            c2 = fs[_CM + 2, x0:]
+            fv = raw_out[y, x0:]
+            for i in range(n):
+                sb = sbq[i]
+                d = c0[i] - m0[i]
+                dm = d * d
+                d = c1[i] - m1[i]
+                dm += d * d
+                d = c2[i] - m2[i]
+                dm += d * d
+                b = bv[i]
+                dq = _kl_iso(dm, F1 / sb, sv[i], hC)
+                take = ((fv[i] & np.uint8(2)) != 0) & (nmq[i] != 0) & (FH * dm < b * sb) & (dq < b)
+                bv[i] = dq if take else b
+
+
+@njit(**_JIT_NB)
+def _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC):
+    """_neighbours_row3 for one channel."""
+    H = st.shape[0]
+    W = st.shape[3]
+    for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
+        for dx in range(-nb_r, nb_r + 1):
+            if qy == y and dx == 0:
+                continue
+            x0 = max(0, -dx)
+            n = min(W, W - dx) - x0
+            qa = x0 + dx
+            sbq = st[qy, 1, 0, qa:]
+            m0 = st[qy, 2, 0, qa:]
+            nmq = nmodes[qy, qa:]
+            bv = fs[_BEST, x0:]
+            sv = fs[_SC, x0:]
+            c0 = fs[_CM, x0:]
+            fv = raw_out[y, x0:]
+            for i in range(n):
+                sb = sbq[i]
+                d = c0[i] - m0[i]
+                dm = d * d
+                b = bv[i]
+                dq = _kl_iso(dm, F1 / sb, sv[i], hC)
+                take = ((fv[i] & np.uint8(2)) != 0) & (nmq[i] != 0) & (FH * dm < b * sb) & (dq < b)
+                bv[i] = dq if take else b
 
 
 @njit(inline="always", **_JIT)
