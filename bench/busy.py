@@ -4,6 +4,7 @@ competitor process spinning on one core, for several threading set-ups.
     .venv/bin/python bench/busy.py                        # 640x480, 300 frames, 2 rounds
     .venv/bin/python bench/busy.py --configs passive,spin --rounds 3 --json busy.json
     .venv/bin/python bench/busy.py --isa avx2             # AVX2 code for the kernels
+    .venv/bin/python bench/busy.py --configs default --threads 1,2,auto   # auto: no --threads (the tuner)
 
 A 640x480 clip is made from CDnet highway frames (resized, mp4v).  Each cell runs the real
 command (`python -m kl_motion process CLIP --out TMP --force --threads N`, mask video + stats +
@@ -88,14 +89,16 @@ def tbb_works(env: dict) -> bool:
     return r.returncode == 0 and r.stdout.strip() == "tbb"
 
 
-def run_cell(clip: Path, out: Path, env: dict, threads: int, busy_cpu: int | None) -> float:
+def run_cell(clip: Path, out: Path, env: dict, threads, busy_cpu: int | None) -> float:
     spinner = None
     if busy_cpu is not None:
         spinner = subprocess.Popen([sys.executable, "-c", SPINNER % busy_cpu])
         time.sleep(0.3)
     try:
-        r = subprocess.run([sys.executable, "-m", "kl_motion", "process", str(clip), "--out", str(out), "--force",
-                            "--threads", str(threads)], env=env, capture_output=True, text=True, cwd=str(ROOT))
+        cmd = [sys.executable, "-m", "kl_motion", "process", str(clip), "--out", str(out), "--force"]
+        if threads != "auto":           # "auto": no --threads, the model's tuner chooses
+            cmd += ["--threads", str(threads)]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(ROOT))
     finally:
         if spinner is not None:
             spinner.kill()
@@ -216,7 +219,9 @@ def main() -> int:
         return rc
 
     W, H = (int(v) for v in a.size.lower().split("x"))
-    threads = [int(t) for t in a.threads.split(",")]
+    threads = [t if t == "auto" else int(t) for t in a.threads.split(",")]
+    if a.mode == "model" and "auto" in threads:
+        raise SystemExit("--threads auto is for --mode process (the command without --threads)")
     base = {k: v for k, v in os.environ.items() if k not in WAIT_VARS}
     base.pop("NUMBA_NUM_THREADS", None)
     base.pop("KL_MOTION_DEBUG", None)
@@ -258,8 +263,7 @@ def main() -> int:
           f"cpu {cpu}, {os.cpu_count()} cores; isa {a.isa}; competitor spinning on CPU {a.busy_cpu} for 'busy'; "
           f"load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end\n")
     head = ["config"] + [f"idle {t}T" for t in threads] + [f"busy {t}T" for t in threads]
-    if len(threads) > 1:
-        head.append(f"busy {threads[-1]}T/{threads[0]}T")
+    head += [f"busy {t}T/{threads[0]}T" for t in threads[1:]]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     rows = []
@@ -269,9 +273,9 @@ def main() -> int:
                                                   for t in threads for b in (False, True)},
                    all=({f"{'busy' if b else 'idle'}_{t}": fps[(c, t, b)] for t in threads for b in (False, True)}))
         text = [c] + [f"{v:.1f}" for v in cells]
-        if len(threads) > 1:
-            ratio = med[(c, threads[-1], True)] / med[(c, threads[0], True)]
-            row["busy_ratio"] = ratio
+        for t in threads[1:]:
+            ratio = med[(c, t, True)] / med[(c, threads[0], True)]
+            row[f"busy_ratio_{t}"] = ratio
             text.append(f"**{ratio:.2f}**")
         rows.append(row)
         print("| " + " | ".join(text) + " |")

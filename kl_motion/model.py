@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .errors import FrameError, FrameTypeError, StateError
 from .params import Params, PendingParams, needs_reset
 from .postprocess import Blob, clean, zone_mask
 from .statefile import STATE_VERSION
+from .threads import ThreadTuner, pinned
 
 _DILATE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))   # restless feedback: 7 > 5, 11, 17 (docs/accuracy.md)
 
@@ -71,6 +73,8 @@ class MotionModel(PendingParams):
         self._zone_key: tuple[int, int] | None = None
         self._zone: np.ndarray | None = None
         self._relearn = False
+        # the kernel's thread count follows its measured frame times unless use_threads() pinned one
+        self.thread_tuner = ThreadTuner()
 
     # ------------------------------------------------------------------ params
     def _params_changed(self, old: Params, p: Params) -> None:
@@ -228,15 +232,27 @@ class MotionModel(PendingParams):
         alpha = max(1.0 / p.history, 1.0 / self._n)
         kl = self._kl_buffer()
         cur = self._curs if p.current_rate < 1.0 else self._cur_dummy
-        kernels.step(self._planes, self._st, self._nmodes, cur, self._kl_px, kl, self._raw,
-                     np.float32(alpha), first, np.float32(p.match_sigma ** 2), np.float32(p.background_ratio),
-                     np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
-                     np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
-                     p.pool_radius, np.float32(p.current_rate),
-                     np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(p.restless_rate),
-                     np.float32(p.restless_learn),
-                     p.neighbour_radius, p.detect_shadows and C == 3, np.float32(p.shadow_low),
-                     np.float32(p.shadow_high), np.float32(p.shadow_chroma), numba.get_num_threads())
+        n_max = numba.get_num_threads()
+        tune = pinned() is None
+        nthreads = self.thread_tuner.count(n_max) if tune else n_max
+        if nthreads != n_max:
+            numba.set_num_threads(nthreads)
+        t0 = time.perf_counter()
+        try:
+            kernels.step(self._planes, self._st, self._nmodes, cur, self._kl_px, kl, self._raw,
+                         np.float32(alpha), first, np.float32(p.match_sigma ** 2), np.float32(p.background_ratio),
+                         np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
+                         np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
+                         p.pool_radius, np.float32(p.current_rate),
+                         np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(p.restless_rate),
+                         np.float32(p.restless_learn),
+                         p.neighbour_radius, p.detect_shadows and C == 3, np.float32(p.shadow_low),
+                         np.float32(p.shadow_high), np.float32(p.shadow_chroma), nthreads)
+        finally:
+            if nthreads != n_max:
+                numba.set_num_threads(n_max)
+        if tune:
+            self.thread_tuner.record(time.perf_counter() - t0)
         if p.current_rate >= 1.0:
             self._cur_valid = False
         self._kl = kl
