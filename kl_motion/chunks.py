@@ -41,6 +41,14 @@ from .timefmt import Position, timecode
 from .tracker import BOXES_HEADER, iou
 
 CHUNKS_DIR = "chunks.part"
+# The default warm-up, in multiples of the model's ``history`` (processed frames).  The model forgets
+# with a time constant of ``history`` frames (slower at pixels seen as foreground, which learn at
+# fg_learn_factor of the rate), so what a chunk's model has not seen weighs about e^-(warm-up/history)
+# at the boundary: 22 % after 1.5 histories (10 s at 30 fps, the earlier default), under 1 % after 5.
+# Measured on CDnet highway (bench/cluster.py, motion_area 0.06, event_gap 0.4, dense traffic): a
+# 10 s warm-up split and joined events near the boundaries (2 of 22 missed, 1 extra); 20-40 s found
+# all 22 within 2 frames, at 1 and at 3 boundaries (docs/headless.md).
+WARMUP_HISTORIES = 5
 
 
 @dataclass
@@ -77,6 +85,16 @@ def plan(total_frames: int, fps: float, chunk_minutes: float, warmup_seconds: fl
         s = e
 
 
+def default_warmup(params: Params, fps: float, step: int = 1) -> float:
+    """``--chunk-warmup``'s default in seconds: WARMUP_HISTORIES x ``history`` processed frames
+    (and at least twice the events' warm-up, ``warmup_frames``, which suppresses motion on a model's
+    first frames)."""
+    from .analyzer import WARMUP_FRAMES
+    fps = fps if fps and fps > 0 else 25.0
+    frames = max(WARMUP_HISTORIES * params.history, 2 * max(WARMUP_FRAMES, params.warmup_frames))
+    return frames * max(1, step) / fps
+
+
 def chunk_options(opt: Options, c: Chunk) -> Options:
     """The options of one chunk's run: its frame range and lead-in; stats, events and boxes always
     (the join needs them), the report only at the join, no live notifications."""
@@ -89,8 +107,8 @@ def chunk_options(opt: Options, c: Chunk) -> Options:
 def check_options(opt: Options) -> None:
     """What a chunked run cannot do yet: one line, before any work."""
     bad = [f for f, on in (("--overlay", opt.overlay), ("--snapshots", opt.snapshots), ("--clips", opt.clips),
-                           ("--on-event", opt.on_event), ("--webhook", opt.webhook), ("--mqtt", opt.mqtt),
-                           ("--max-frames", opt.max_frames)) if on]
+                           ("--on-event", opt.on_event), ("--webhook", opt.webhook), ("--mqtt", opt.mqtt))
+           if on]
     if bad:
         raise KLMotionError(f"--chunk cannot be combined with {', '.join(bad)} (yet); run those inputs "
                             "without --chunk")

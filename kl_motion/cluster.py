@@ -453,21 +453,27 @@ class _Run:
                                  self.started)
 
     def _planned(self, job: _Job, res: dict) -> None:
-        from .chunks import chunk_dir, chunk_options, plan
+        from .chunks import chunk_dir, chunk_options, default_warmup, plan
         if "error" in res:
             self._finish(job, self._failed(job, "failed", res["error"]))
             return
         if self.stop.is_set():
             self._finish(job, self._failed(job, "interrupted", "not started"))
             return
+        warmup = self.args.chunk_warmup
+        if warmup is None and res.get("chunkable"):
+            warmup = default_warmup(self.params, res["fps"], res["step"])
+        end = res.get("end")
+        if res.get("chunkable") and self.opt.max_frames:    # --max-frames: the first N processed frames, in chunks
+            end = min(end if end is not None else res["total"], res["first"] + self.opt.max_frames * res["step"])
         chunks = [] if not res.get("chunkable") else plan(
-            res["total"], res["fps"], self.args.chunk, self.args.chunk_warmup, res["first"], res["end"], res["step"])
+            res["total"], res["fps"], self.args.chunk, warmup, res["first"], end, res["step"])
         if len(chunks) <= 1:
             self._submit_input(job)
             return
         job.chunks = chunks
-        log.info("%s: %d chunks of %g min (%g s warm-up each)", Path(job.out_dir).name, len(chunks), self.args.chunk,
-                 self.args.chunk_warmup)
+        log.info("%s: %d chunks of %g min (%.4g s warm-up each)", Path(job.out_dir).name, len(chunks), self.args.chunk,
+                 warmup)
         for c in chunks:
             self._submit(job, f"chunk:{c.index}", chunk_task, job.spec, str(chunk_dir(job.out_dir, c)), self.params,
                          chunk_options(self.opt, c), self.ctx)

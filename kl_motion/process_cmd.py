@@ -77,9 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--chunk", type=float, default=0.0, metavar="MIN",
                    help="with --cluster: split files and image folders longer than MIN minutes into chunks "
                         "run in parallel and joined into one input's outputs (default 0: no split)")
-    c.add_argument("--chunk-warmup", type=float, default=10.0, metavar="S",
+    c.add_argument("--chunk-warmup", type=float, default=None, metavar="S",
                    help="each chunk starts S seconds early so the model has learned the background when the "
-                        "chunk begins; those frames write nothing (default 10)")
+                        "chunk begins; those frames write nothing (default: 5 x history frames, 33 s at 30 fps "
+                        "with the default history of 200)")
     c.add_argument("--retries", type=int, default=2, metavar="N",
                    help="with --cluster: run a task again up to N times when it fails (its worker died, or an "
                         "internal error) before reporting the input as failed (default 2)")
@@ -147,7 +148,7 @@ def _check_cluster_args(args) -> None:
     if args.jobs != 1:
         raise ParameterError("--cluster runs the inputs on the cluster's workers: use --cluster local:N instead "
                              "of --jobs N")
-    if args.chunk < 0 or args.chunk_warmup < 0:
+    if args.chunk < 0 or (args.chunk_warmup is not None and args.chunk_warmup < 0):
         raise ParameterError("--chunk and --chunk-warmup must be 0 or more")
     if args.retries < 0:
         raise ParameterError("--retries must be 0 or more")
