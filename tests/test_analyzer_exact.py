@@ -68,6 +68,8 @@ def test_frame_rate_defaults_to_25_and_refuses_nonsense():
     assert a.fps == 12.5 and a.light.settle_frames == settle_frames_for(p, 12.5) == 3 + 7
     a.set_fps(0)
     assert a.fps == 25.0
+    a.set_fps(-3)
+    assert a.fps == 25.0
 
 
 def test_light_switch_relearns_and_suppresses_the_settling_frames():
@@ -139,3 +141,81 @@ def test_registry_describes_and_marks_the_kl_detector():
     raw = make_detector("knn-raw", Params(history=7))
     assert isinstance(raw, OpenCVDetector) and raw._sub.getHistory() == 500     # OpenCV's default
     assert make_detector("knn", Params(history=7))._sub.getHistory() == 7
+
+
+def _block_frames(n, at, h, w, box):
+    """A flat scene, from frame ``at`` on a bright block ``box`` = (y, x, bh, bw)."""
+    y, x, bh, bw = box
+    out = []
+    for i in range(n):
+        f = np.full((h, w, 3), 60, np.uint8)
+        if i >= at:
+            f[y:y + bh, x:x + bw] = 240
+        out.append(f)
+    return out
+
+
+@pytest.mark.parametrize("block, motion", [((10, 30, 4, 6), False), ((10, 30, 6, 8), True)])
+def test_motion_area_is_a_fraction_of_height_times_width(block, motion):
+    """On a 40x80 frame (3200 pixels) with motion_area 0.01, a 24-pixel block is not motion and a
+    48-pixel one is.  Planted: the frame area `shape[0] * shape[1]` -> `shape[0] * shape[0]` (1600:
+    24 pixels would be motion) and -> `shape[1] * shape[1]` (6400: 48 would not)."""
+    p = Params(warmup_frames=0, event_start_frames=1, motion_area=0.01, event_gap=10.0)
+    a = Analyzer(make_detector("mog2-raw", p), fps=25.0)
+    rs = [a.analyze(f, i / 25.0) for i, f in enumerate(_block_frames(21, 20, 40, 80, block))]
+    assert rs[-1].area == block[2] * block[3]
+    assert rs[-1].events.in_motion is motion and (rs[-1].event_id == 1) is motion
+
+
+def test_reset_restarts_on_the_next_frame_and_ends_the_open_event():
+    """Analyzer.reset() (the viewer's reset button): the next frame starts a new background, warm-up
+    included, and the open event ends.  Planted: `self._reset = True` -> False in reset()."""
+    p = Params(warmup_frames=2, event_start_frames=1, event_gap=100.0)
+    a = Analyzer(make_detector("kl_motion", p), fps=25.0)
+    frames, _ = noisy_scene(np.random.default_rng(23), 30, obj=lambda i: (20, 5 + 2 * i, 12, 12) if i >= 20 else None)
+    for i, f in enumerate(frames[:25]):
+        r = a.analyze(f, i / 25.0)
+    assert r.event_id == 1 and a.detector.frames_seen == 25
+    a.reset()
+    assert a.detector.frames_seen == 25                       # only on the next frame
+    r = a.analyze(frames[25], 1.0)
+    assert a.detector.frames_seen == 1 and [e.id for e in r.ended_before] == [1]
+    assert r.suppressed and r.event_id == 0 and not r.reset   # not a size change
+    assert [e.id for e in a.events] == [1]
+
+
+def test_set_detector_swaps_on_the_next_frame_with_the_same_parameters():
+    """set_detector (the viewer's detector choice): the new detector takes the old one's parameters
+    and starts on the next frame; the open event ends.  Planted: `swap is not None` -> `is None`."""
+    p = Params(warmup_frames=0, event_start_frames=1, event_gap=100.0, min_area=7)
+    a = Analyzer(make_detector("mog2", p), fps=25.0)
+    for i, f in enumerate(_still_then_square(25, at=20)):
+        r = a.analyze(f, i / 25.0)
+    assert r.event_id == 1
+    new = make_detector("knn", Params())
+    a.set_detector(new)
+    assert a.detector is not new
+    r = a.analyze(_still_then_square(1, at=0)[0], 1.0)
+    assert a.detector is new and new.params.min_area == 7
+    assert [e.id for e in r.ended_before] == [1] and r.event_id == 0
+
+
+def test_the_slow_start_notice_is_armed_once():
+    """on_slow_start is for the first frame only: it is dropped after it (and not said for a fast
+    frame).  Planted: `self.on_slow_start is not None` -> `is None` (kept for ever)."""
+    said = []
+    a = Analyzer(make_detector("mog2-raw", Params()), fps=25.0, on_slow_start=lambda: said.append(1))
+    a.analyze(np.zeros((20, 30, 3), np.uint8), 0.0)
+    assert a.on_slow_start is None and said == []
+    a.analyze(np.zeros((20, 30, 3), np.uint8), 0.04)
+    assert said == []
+
+
+def test_an_opencv_detector_cleans_up_by_default():
+    """OpenCVDetector(name, params, create) runs kl_motion's cleanup and zones unless told not to.
+    Planted: the default `cleanup=True` -> False."""
+    p = Params(ignore_zones=[[[0, 0], [1, 0], [1, 1], [0, 1]]])      # everything ignored
+    det = OpenCVDetector("mine", p, lambda q: cv2.createBackgroundSubtractorMOG2(history=q.history))
+    for f in _still_then_square(21, at=20):
+        r = det.apply(f)
+    assert not r.mask.any() and r.area == 0

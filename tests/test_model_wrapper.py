@@ -165,3 +165,19 @@ def test_relearn_restarts_the_learning_rate_but_keeps_the_mixture(tmp_path):
     assert (after["nmodes"] >= before["nmodes"]).all()
     r = m.apply(bright[1])
     assert np.count_nonzero(r.mask == 255) == 0    # learned at rate 1: the new light is background at once
+
+
+def test_relearn_keeps_the_current_distribution_at_a_slow_current_rate(tmp_path):
+    """With current_rate < 1 the current distribution is a moving average; relearn() does not make
+    the next frame a first frame, so it is averaged in, not copied.  Planted: `first = self._n == 0
+    and not self._nmodes.any()` -> `or` (the frame after a relearn taken as the first: cur = frame)."""
+    frames, _ = noisy_scene(np.random.default_rng(35), 32)
+    bright = np.clip(frames[31].astype(np.int16) + 70, 0, 255).astype(np.uint8)
+    m = MotionModel(current_rate=0.5)
+    for f in frames[:30]:
+        m.apply(f)
+    m.relearn()
+    m.apply(bright)
+    cur = saved(m, tmp_path)["cur"][..., :3]
+    gap = np.abs(cur - bright.astype(np.float32))
+    assert 20 < float(gap.mean()) < 50                      # about half of the +70 step: averaged in
