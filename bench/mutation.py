@@ -156,6 +156,44 @@ EQUIVALENT: list[tuple[str, str, str, str, str]] = [
      "(test_postprocess_fast compares them): only the path differs"),
 ]
 
+EQUIVALENT += [
+    ("analyzer", "NumberReplacer", "self.event_detector = EventDetector(p, 1)", "EventDetector(p, ",
+     "the frame area given here is never used: EventDetector takes max(1, area), and the Analyzer sets the "
+     "real one (set_frame_area) on the first frame, before any update"),
+    ("analyzer", "ReplaceTrueWithFalse", "t.daemon = True", "t.daemon = False",
+     "the notice timer is always cancelled and joined in analyze()'s finally, before analyze returns or "
+     "raises: no timer thread is left for the daemon flag to matter at exit"),
+    ("analyzer", "ReplaceComparisonOperator_Gt_GtE", "if fps and fps > 0 else 25.0", "fps >= 0",
+     "fps 0 is falsy: `fps and ...` is already 0 and the rate 25 is taken, as with fps > 0"),
+]
+
+EQUIVALENT += [
+    ("params", "NumberReplacer", "near = difflib.get_close_matches(", "n=2,",
+     "only the best match (near[0]) is used: asking for 2 gives the same first one"),
+    ("params", "ExceptionReplacer", "except TypeError as e:  # pragma: no cover", "",
+     "unreachable: from_dict passes only known parameter names (checked just before) and validate() raises "
+     "ParameterError for every bad value, so cls(**flat) never raises TypeError"),
+]
+
+EQUIVALENT += [
+    ("model", "NumberReplacer", "index: int = 0            # frames seen", "",
+     "apply() always passes index: the dataclass default is never used"),
+    ("model", "NumberReplacer", "_step: int = field(default=0, repr=False)", "",
+     "apply() always passes _step: the dataclass default is never used"),
+    ("model", "NumberReplacer", "self._steps = 0            # apply() calls", "",
+     "_steps is only compared with the _step a FrameResult took from it: its starting value does not matter"),
+    ("model", "NumberReplacer", "self._steps += 1", "self._steps += 2",
+     "_steps is only compared for equality with the _step of a result: any non-zero step tells frames apart"),
+    ("model", "*", "self._cur_dummy = np.zeros((C + 1, 1, 1), np.float32)", "",
+     "the stand-in for the current distribution at current_rate 1, which the kernel neither reads nor writes "
+     "then (kernels._pass1: `if beta >= F1`): its size does not matter"),
+    ("model", "*", "wts /= np.where(tot > 0, tot, 1.0)[:, None, :]", "",
+     "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
+     "the guard for tot == 0 is never taken"),
+    ("model", "NumberReplacer", "blobs = [Blob(int(b.x * sx), int(b.y * sy), max(1,", "max( 0,",
+     "at scale <= 1, sx and sy are >= 1 and a blob is at least 1 pixel: round(w * sx) >= 1, so max(0, .) = max(1, .)"),
+]
+
 _ANNOTATION = re.compile(r"^\s*(async\s+)?def\s|^\s*[\w.]+\s*:\s*[^=]*\|")
 
 

@@ -181,3 +181,48 @@ def test_relearn_keeps_the_current_distribution_at_a_slow_current_rate(tmp_path)
     cur = saved(m, tmp_path)["cur"][..., :3]
     gap = np.abs(cur - bright.astype(np.float32))
     assert 20 < float(gap.mean()) < 50                      # about half of the +70 step: averaged in
+
+
+def test_counts_and_background_before_any_frame_and_after_reset():
+    """A new or reset model has seen 0 frames and has no background (None, not an image).
+    Planted: `self._n = 0` -> 1 in __init__ or reset(), `self._shape is None` -> `is not None` in
+    background()."""
+    m = MotionModel()
+    assert m.frames_seen == 0 and m.frame_shape is None and m.background() is None
+    f = np.full((24, 32, 3), 90, np.uint8)
+    m.apply(f)
+    m.apply(f)
+    assert m.frames_seen == 2 and m.background().shape == (24, 32, 3)
+    m.reset()
+    assert m.frames_seen == 0 and m.frame_shape is None and m.background() is None
+    assert m.apply(f[:, :, 0]).index == 1 and m.frame_shape == (24, 32, 1)
+
+
+def test_grey_frames_at_half_scale():
+    """Grey input at scale 0.5: OpenCV's resize drops the channel axis of an (h, w, 1) image, the
+    model puts it back; mask, KL map and background come back at full size, the background grey.
+    Planted: `if small.ndim == 2` -> `!= 2`, the background's `reshape(H, W, C)` dropped (`C == 1`
+    -> `C != 1`)."""
+    frames, _ = noisy_scene(np.random.default_rng(36), 31, grey=True, obj=lambda i: (20, 20, 20, 20) if i >= 30 else None)
+    m = MotionModel(scale=0.5)
+    for f in frames:
+        r = m.apply(f)
+    assert r.mask.shape == (H, W) and r.kl.shape == (H, W) and r.background.shape == (H, W)
+    assert np.count_nonzero(r.mask[20:40, 20:40] == 255) > 200
+    blurred = cv2.resize(cv2.resize(frames[0], (W // 2, H // 2), interpolation=cv2.INTER_AREA), (W, H),
+                         interpolation=cv2.INTER_LINEAR)          # what the model can see of the scene
+    assert np.abs(r.background.astype(int) - blurred.astype(int))[:, :18].mean() < 6
+
+
+def test_components_and_scale_changed_together_restart_at_the_new_size(tmp_path):
+    """n_components and scale changed in one set_params: a new background at the new size with the
+    new number of components (the components alone would be resized in place).  Planted: `old.
+    n_components != p.n_components and old.scale == p.scale` -> `or`."""
+    frames, _ = noisy_scene(np.random.default_rng(37), 34)
+    m = MotionModel()
+    for f in frames[:30]:
+        m.apply(f)
+    m.set_params(n_components=5, scale=0.5)
+    m.apply(frames[30])
+    st = saved(m, tmp_path)
+    assert m.frames_seen == 1 and st["gmm"].shape[:3] == (H // 2, W // 2, 5)

@@ -184,6 +184,7 @@ def test_toml_values_and_text():
 def test_load_refuses_what_it_cannot_read(tmp_path):
     """Every problem names the file.  Planted: `size > CONFIG_MAX_BYTES` -> `>=` (a file of exactly
     the limit refused), the folder and not-UTF-8 cases turned into other messages."""
+    assert CONFIG_MAX_BYTES == 1 << 20                            # 1 MiB (test_faults: "at most 1048576")
     ok = tmp_path / "limit.toml"
     body = "history = 300\n"
     ok.write_bytes(body.encode() + b"#" * (CONFIG_MAX_BYTES - len(body) - 1) + b"\n")
@@ -215,6 +216,27 @@ def test_load_refuses_what_it_cannot_read(tmp_path):
         Params.from_dict({"zzz": 1})
     with pytest.raises(ParameterError, match=r"^unknown parameter\(s\): nope, zzz$"):
         Params().replace(zzz=1, nope=2)
+    under = tmp_path / "limit.toml" / "x.toml"                  # a file is not a folder
+    with pytest.raises(ParameterError, match=r"^config file .*x.toml: Not a directory$"):
+        Params.load(under)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 50000 + "]" * 50000 + "\n")
+    with pytest.raises(ParameterError, match=r"deep.toml is nested too deeply$"):
+        Params.load(deep)
+    for text, msg in [("[events]\nkl_threshold = 3\n", "kl_threshold belongs in [detection] (or at the top level), "
+                                                        "not in [events]"),
+                      ("kl_threshold = 3\n[detection]\nkl_threshold = 4\n",
+                       "kl_threshold is set twice (at the top level and in [detection])"),
+                      ("[detection.more]\nkl_threshold = 3\n",
+                       "[detection.more]: sections do not nest (more is not a parameter of [detection])"),
+                      ("kl_treshold = 3\n", "unknown parameter(s): kl_treshold (did you mean kl_threshold?)"),
+                      ("[detection]\nkl_treshold = 3\n", "unknown parameter(s): kl_treshold (did you mean "
+                                                           "kl_threshold?)")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ParameterError) as e:
+            Params.load(bad)
+        assert str(e.value).endswith("bad.toml: " + msg), str(e.value)
     mixed = tmp_path / "mixed.toml"
     mixed.write_text("min_area = 3\n[events]\nevent_gap = 0.5\n[cleanup]\nopen_size = 2\n")
     assert Params.load(mixed) == Params(min_area=3, event_gap=0.5, open_size=2)
