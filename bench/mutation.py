@@ -160,6 +160,8 @@ EQUIVALENT += [
     ("analyzer", "NumberReplacer", "self.event_detector = EventDetector(p, 1)", "EventDetector(p, ",
      "the frame area given here is never used: EventDetector takes max(1, area), and the Analyzer sets the "
      "real one (set_frame_area) on the first frame, before any update"),
+    ("analyzer", "ReplaceFalseWithTrue", "reset: bool = False             # the frame size changed", "",
+     "analyze() always passes reset (resized): the dataclass default is never used"),
     ("analyzer", "ReplaceTrueWithFalse", "t.daemon = True", "t.daemon = False",
      "the notice timer is always cancelled and joined in analyze()'s finally, before analyze returns or "
      "raises: no timer thread is left for the daemon flag to matter at exit"),

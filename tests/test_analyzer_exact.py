@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from kl_motion import MotionModel, Params
-from kl_motion.analyzer import Analyzer, OpenCVDetector, gives_kl, make_detector, describe
+from kl_motion.analyzer import Analyzer, OpenCVDetector, describe, gives_kl, make_detector
+from kl_motion.errors import ParameterError
 from kl_motion.events import settle_frames_for
 from kl_motion.postprocess import clean, zone_mask
 
@@ -59,8 +60,9 @@ def test_a_detector_that_has_learned_is_not_restarted_by_a_new_analyzer(tmp_path
 
 def test_frame_rate_defaults_to_25_and_refuses_nonsense():
     """fps defaults to 25 (the viewer builds its Analyzer before it knows the source's rate) and a
-    rate of 0 or below is 25.  Planted: the default 25.0 -> 26.0 / 24.0, `fps > 0` -> `fps > -1` (-0.5 frames a second taken)."""
+    rate of 0 or below is 25.  Planted: the default 25.0 -> 26.0 / 24.0, `fps > 0` -> `fps > -1` (-0.5 frames a second taken) or `fps > 1` (0.5 refused)."""
     p = Params()
+    assert Analyzer(make_detector("mog2-raw", p), fps=0.5).fps == 0.5      # a time-lapse: valid
     for a in (Analyzer(make_detector("mog2-raw", p)), Analyzer(make_detector("mog2-raw", p), fps=0),
               Analyzer(make_detector("mog2-raw", p), fps=-0.5)):
         assert a.fps == 25.0 and a.light.settle_frames == settle_frames_for(p, 25.0)
@@ -133,7 +135,8 @@ def test_opencv_detector_takes_new_zones_on_the_next_frame_at_the_same_size():
 
 
 def test_registry_describes_and_marks_the_kl_detector():
-    """describe() and gives_kl() by any spelling.  Planted: kl=True/False swapped in DetectorSpec."""
+    """describe() and gives_kl() by any spelling; a cv2.bgsegm name says what it needs.  Planted:
+    kl=True/False swapped in DetectorSpec, `n[:-4]` -> `n[:+4]` ("cnt-raw" unknown)."""
     assert gives_kl("KL") and not gives_kl("mog2") and not gives_kl("knn-raw")
     assert describe("kl-motion").startswith("kl_motion:")
     assert describe("mog2") == "OpenCV MOG2 + kl_motion's cleanup and zones"
@@ -141,6 +144,10 @@ def test_registry_describes_and_marks_the_kl_detector():
     raw = make_detector("knn-raw", Params(history=7))
     assert isinstance(raw, OpenCVDetector) and raw._sub.getHistory() == 500     # OpenCV's default
     assert make_detector("knn", Params(history=7))._sub.getHistory() == 7
+    if not hasattr(cv2, "bgsegm"):                  # a three-letter name too (base = name less "-raw")
+        for name in ("cnt-raw", "gmg-raw", "lsbp"):
+            with pytest.raises(ParameterError, match=f"detector {name} needs cv2.bgsegm"):
+                make_detector(name)
 
 
 def _block_frames(n, at, h, w, box):
@@ -169,7 +176,8 @@ def test_motion_area_is_a_fraction_of_height_times_width(block, motion):
 
 def test_reset_restarts_on_the_next_frame_and_ends_the_open_event():
     """Analyzer.reset() (the viewer's reset button): the next frame starts a new background, warm-up
-    included, and the open event ends.  Planted: `self._reset = True` -> False in reset()."""
+    included, and the open event ends.  Planted: `self._reset = True` -> False in reset(), the
+    warm-up count after a restart starting at 1 or -1 instead of 0."""
     p = Params(warmup_frames=2, event_start_frames=1, event_gap=100.0)
     a = Analyzer(make_detector("kl_motion", p), fps=25.0)
     frames, _ = noisy_scene(np.random.default_rng(23), 30, obj=lambda i: (20, 5 + 2 * i, 12, 12) if i >= 20 else None)
@@ -182,6 +190,8 @@ def test_reset_restarts_on_the_next_frame_and_ends_the_open_event():
     assert a.detector.frames_seen == 1 and [e.id for e in r.ended_before] == [1]
     assert r.suppressed and r.event_id == 0 and not r.reset   # not a size change
     assert [e.id for e in a.events] == [1]
+    more = [a.analyze(f, 1.0 + i / 25.0) for i, f in enumerate(frames[26:29], 1)]
+    assert [x.suppressed for x in more] == [True, False, False]   # the warm-up of 2 frames, again
 
 
 def test_set_detector_swaps_on_the_next_frame_with_the_same_parameters():
@@ -212,10 +222,22 @@ def test_the_slow_start_notice_is_armed_once():
 
 
 def test_an_opencv_detector_cleans_up_by_default():
-    """OpenCVDetector(name, params, create) runs kl_motion's cleanup and zones unless told not to.
-    Planted: the default `cleanup=True` -> False."""
+    """OpenCVDetector(name, params, create) runs kl_motion's cleanup and zones unless told not to,
+    and takes new parameters without a tune function.  Planted: the default `cleanup=True` -> False,
+    `self._tune is not None and self.cleanup` -> `or` (None called)."""
     p = Params(ignore_zones=[[[0, 0], [1, 0], [1, 1], [0, 1]]])      # everything ignored
     det = OpenCVDetector("mine", p, lambda q: cv2.createBackgroundSubtractorMOG2(history=q.history))
     for f in _still_then_square(21, at=20):
         r = det.apply(f)
     assert not r.mask.any() and r.area == 0
+    det.set_params(min_area=5)                 # no tune function given: nothing to call
+    det.apply(_still_then_square(1, at=0)[0])
+    assert det.params.min_area == 5
+
+
+def test_an_opencv_object_without_a_background_image_has_none():
+    """background() is None for a subtractor that has no getBackgroundImage (an OpenCV CLAHE,
+    which has apply() and nothing else).  Planted: AttributeError left out of the except."""
+    det = OpenCVDetector("clahe", Params(), lambda p: cv2.createCLAHE(), cleanup=False)
+    r = det.apply(np.full((20, 30), 255, np.uint8))
+    assert r.mask.shape == (20, 30) and det.background() is None
