@@ -162,6 +162,13 @@ EQUIVALENT += [
      "real one (set_frame_area) on the first frame, before any update"),
     ("analyzer", "ReplaceFalseWithTrue", "reset: bool = False             # the frame size changed", "",
      "analyze() always passes reset (resized): the dataclass default is never used"),
+    ("analyzer", "NumberReplacer", "self.light.settle_frames = max(0, int(settle_frames_for(", "",
+     "settle_frames_for() is event_start_frames (>= 1) + ceil(fps / 2) (>= 1): never below 2, so max(1, .) "
+     "and max(-1, .) give the same as max(0, .)"),
+    ("analyzer", "ReplaceComparisonOperator_Is_IsNot", "if resized or self._shape is None:",
+     "if resized or self._shape is not None:",
+     "the frame area is then set on every frame but the first, to the same value; the first frame after a "
+     "start is always in the warm-up (WARMUP_FRAMES >= 1), where EventDetector.update never uses the area"),
     ("analyzer", "ReplaceTrueWithFalse", "t.daemon = True", "t.daemon = False",
      "the notice timer is always cancelled and joined in analyze()'s finally, before analyze returns or "
      "raises: no timer thread is left for the daemon flag to matter at exit"),

@@ -3,12 +3,14 @@ test_model.noisy_scene and real OpenCV subtractors run by hand): what the mutati
 analyzer.py found untested.  Each test names the bug it was checked against."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from kl_motion import MotionModel, Params
-from kl_motion.analyzer import Analyzer, OpenCVDetector, describe, gives_kl, make_detector
+from kl_motion.analyzer import DETECTORS, Analyzer, OpenCVDetector, describe, gives_kl, make_detector
 from kl_motion.errors import ParameterError
 from kl_motion.events import settle_frames_for
 from kl_motion.postprocess import clean, zone_mask
@@ -136,8 +138,11 @@ def test_opencv_detector_takes_new_zones_on_the_next_frame_at_the_same_size():
 
 def test_registry_describes_and_marks_the_kl_detector():
     """describe() and gives_kl() by any spelling; a cv2.bgsegm name says what it needs.  Planted:
-    kl=True/False swapped in DetectorSpec, `n[:-4]` -> `n[:+4]` ("cnt-raw" unknown)."""
+    kl=True/False swapped in DetectorSpec, `n[:-4]` -> `n[:+4]` ("cnt-raw" unknown), DetectorSpec not
+    frozen."""
     assert gives_kl("KL") and not gives_kl("mog2") and not gives_kl("knn-raw")
+    with pytest.raises(dataclasses.FrozenInstanceError):        # the registry is shared: read-only
+        DETECTORS["mog2"].kl = True
     assert describe("kl-motion").startswith("kl_motion:")
     assert describe("mog2") == "OpenCV MOG2 + kl_motion's cleanup and zones"
     assert describe("knn-raw") == "OpenCV KNN alone (OpenCV's defaults, no cleanup, no zones)"
@@ -172,6 +177,28 @@ def test_motion_area_is_a_fraction_of_height_times_width(block, motion):
     rs = [a.analyze(f, i / 25.0) for i, f in enumerate(_block_frames(21, 20, 40, 80, block))]
     assert rs[-1].area == block[2] * block[3]
     assert rs[-1].events.in_motion is motion and (rs[-1].event_id == 1) is motion
+
+
+def test_motion_area_follows_a_change_of_frame_size():
+    """After the frames shrink from 40x80 to 20x40 (800 pixels), a 24-pixel block is 3 % of the frame:
+    motion at motion_area 0.01.  Planted: `if resized or self._shape is None` -> `if not resized or
+    ...` (the frame area stays 3200: 0.75 %, no motion)."""
+    p = Params(warmup_frames=0, event_start_frames=1, motion_area=0.01, event_gap=10.0)
+    a = Analyzer(make_detector("mog2-raw", p), fps=25.0)
+    for i, f in enumerate(_block_frames(5, 99, 40, 80, (0, 0, 1, 1))):
+        a.analyze(f, i / 25.0)
+    rs = [a.analyze(f, 1 + i / 25.0) for i, f in enumerate(_block_frames(21, 20, 20, 40, (5, 10, 4, 6)))]
+    assert rs[0].reset and rs[-1].area == 24 and rs[-1].events.in_motion
+
+
+def test_the_first_frame_after_a_start_is_never_motion():
+    """With warmup_frames 0, the first frame (which is the background itself) is still not motion,
+    the second can be.  Planted: WARMUP_FRAMES 1 -> 2 or 0 (test_model_runtime's warm-up test reads
+    the constant, so it moves with it)."""
+    p = Params(warmup_frames=0, event_start_frames=1)
+    a = Analyzer(make_detector("mog2-raw", p), fps=25.0)
+    frames = _block_frames(3, 1, 40, 80, (10, 10, 10, 10))
+    assert [a.analyze(f, i / 25.0).suppressed for i, f in enumerate(frames)] == [True, False, False]
 
 
 def test_reset_restarts_on_the_next_frame_and_ends_the_open_event():
