@@ -169,6 +169,10 @@ EQUIVALENT += [
      "if resized or self._shape is not None:",
      "the frame area is then set on every frame but the first, to the same value; the first frame after a "
      "start is always in the warm-up (WARMUP_FRAMES >= 1), where EventDetector.update never uses the area"),
+    ("analyzer", "AddNot", "if resized or self._shape is None:", "if not resized or self._shape is None:",
+     "the area is then set on every frame of the same size, to the same value, and not on a resized frame, "
+     "which is the first after a restart: always in the warm-up, where the area is never used; the next "
+     "frame sets it"),
     ("analyzer", "ReplaceTrueWithFalse", "t.daemon = True", "t.daemon = False",
      "the notice timer is always cancelled and joined in analyze()'s finally, before analyze returns or "
      "raises: no timer thread is left for the daemon flag to matter at exit"),

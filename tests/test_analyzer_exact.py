@@ -181,8 +181,8 @@ def test_motion_area_is_a_fraction_of_height_times_width(block, motion):
 
 def test_motion_area_follows_a_change_of_frame_size():
     """After the frames shrink from 40x80 to 20x40 (800 pixels), a 24-pixel block is 3 % of the frame:
-    motion at motion_area 0.01.  Planted: `if resized or self._shape is None` -> `if not resized or
-    ...` (the frame area stays 3200: 0.75 %, no motion)."""
+    motion at motion_area 0.01.  Planted: `if resized or self._shape is None` -> `if self._shape is
+    None` (the frame area stays 3200: 0.75 %, no motion)."""
     p = Params(warmup_frames=0, event_start_frames=1, motion_area=0.01, event_gap=10.0)
     a = Analyzer(make_detector("mog2-raw", p), fps=25.0)
     for i, f in enumerate(_block_frames(5, 99, 40, 80, (0, 0, 1, 1))):
