@@ -74,6 +74,8 @@ def test_frame_rate_defaults_to_25_and_refuses_nonsense():
     assert a.fps == 25.0
     a.set_fps(-0.5)
     assert a.fps == 25.0
+    a.set_fps(0.5)
+    assert a.fps == 0.5 and a.light.settle_frames == 3 + 1
 
 
 def test_light_switch_relearns_and_suppresses_the_settling_frames():
