@@ -181,7 +181,7 @@ EQUIVALENT += [
 ]
 
 EQUIVALENT += [
-    ("params", "NumberReplacer", "near = difflib.get_close_matches(", "n=2,",
+    ("params", "NumberReplacer", "near = difflib.get_close_matches(", "n= 2,",
      "only the best match (near[0]) is used: asking for 2 gives the same first one"),
     ("params", "ExceptionReplacer", "except TypeError as e:  # pragma: no cover", "",
      "unreachable: from_dict passes only known parameter names (checked just before) and validate() raises "
