@@ -183,6 +183,10 @@ EQUIVALENT += [
 EQUIVALENT += [
     ("params", "NumberReplacer", "near = difflib.get_close_matches(", "n= 2,",
      "only the best match (near[0]) is used: asking for 2 gives the same first one"),
+    ("params", "NumberReplacer", 'return f"{text} (did you mean {near[0]}?)"', "near[ -1]",
+     "get_close_matches(..., n=1) returns at most one name: near[-1] is near[0]"),
+    ("params", "ReplaceComparisonOperator_GtE_Gt", "if sys.version_info >= (3, 11):", "if sys.version_info > (3, 11):",
+     "sys.version_info has 5 fields: every 3.11.x is > (3, 11), as it is >= (3, 11); 3.10 is below both"),
     ("params", "ExceptionReplacer", "except TypeError as e:  # pragma: no cover", "",
      "unreachable: from_dict passes only known parameter names (checked just before) and validate() raises "
      "ParameterError for every bad value, so cls(**flat) never raises TypeError"),
