@@ -204,9 +204,18 @@ EQUIVALENT += [
     ("model", "*", "self._cur_dummy = np.zeros((C + 1, 1, 1), np.float32)", "",
      "the stand-in for the current distribution at current_rate 1, which the kernel neither reads nor writes "
      "then (kernels._pass1: `if beta >= F1`): its size does not matter"),
-    ("model", "*", "wts /= np.where(tot > 0, tot, 1.0)[:, None, :]", "",
-     "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
+    ("model", "NumberReplacer", "wts /= np.where(tot > 0, tot, 1.0)", "tot, 2.0)", "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
      "the guard for tot == 0 is never taken"),
+    ("model", "NumberReplacer", "wts /= np.where(tot > 0, tot, 1.0)", "tot, 0.0)", "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
+     "the guard for tot == 0 is never taken"),
+    ("model", "NumberReplacer", "wts /= np.where(tot > 0, tot, 1.0)", "tot > -1,", "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
+     "the guard for tot == 0 is never taken"),
+    ("model", "ReplaceComparisonOperator_Gt_GtE", "wts /= np.where(tot > 0, tot, 1.0)", "tot >= 0", "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
+     "the guard for tot == 0 is never taken"),
+    ("model", "NumberReplacer", "        if C == 1:", "        if C == 0:",
+     "for one channel cv2.split(small, [plane]) writes the same plane as the direct copy, which is only a shortcut"),
+    ("model", "ReplaceComparisonOperator_GtE_Gt", "    if scale >= 1.0:", "    if scale > 1.0:",
+     "scale is at most 1.0 (params.py): at 1.0 the other branch gives max(1, round(H * 1.0)) = H, the same size"),
     ("model", "NumberReplacer", "blobs = [Blob(int(b.x * sx), int(b.y * sy), max(1,", "max( 0,",
      "at scale <= 1, sx and sy are >= 1 and a blob is at least 1 pixel: round(w * sx) >= 1, so max(0, .) = max(1, .)"),
 ]

@@ -226,3 +226,47 @@ def test_components_and_scale_changed_together_restart_at_the_new_size(tmp_path)
     m.apply(frames[30])
     st = saved(m, tmp_path)
     assert m.frames_seen == 1 and st["gmm"].shape[:3] == (H // 2, W // 2, 5)
+
+
+def test_the_first_frame_initialises_a_slow_current_distribution(tmp_path):
+    """At current_rate 0.5 the first frame is the current distribution itself (not averaged with
+    zeros).  Planted: `first = self._n == 0 and ...` -> `self._n != 0` (cur = half the frame)."""
+    f = noisy_scene(np.random.default_rng(38), 1)[0][0]
+    m = MotionModel(current_rate=0.5)
+    m.apply(f)
+    cur = saved(m, tmp_path)["cur"]
+    assert np.array_equal(cur[..., :3], f.astype(np.float32))
+
+
+def test_a_darker_copy_of_the_background_is_shadow_in_colour_only():
+    """A region at 0.8 of the background's brightness, same colour: shadow (127) in a colour frame,
+    not in a grey one.  Planted: `p.detect_shadows and C == 3` -> `C == 4` (no shadows at all)."""
+    rng = np.random.default_rng(39)
+    frames, _ = noisy_scene(rng, 31)
+    f = frames[30].astype(np.float32)
+    f[20:40, 20:50] *= 0.8
+    frames[30] = np.clip(f, 0, 255).astype(np.uint8)
+    m = MotionModel()
+    for x in frames:
+        r = m.apply(x)
+    assert np.count_nonzero(r.mask[20:40, 20:50] == 127) > 300
+    assert np.count_nonzero(r.mask == 255) < 50
+    g = MotionModel()
+    for x in frames:
+        rg = g.apply(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY))
+    assert np.count_nonzero(rg.mask == 127) == 0
+
+
+def test_a_one_pixel_wide_blob_at_scale_0_7_stays_one_pixel_wide():
+    """At scale 0.7 a blob one detection pixel wide is round(1 x 80/56) = 1 pixel wide at full size.
+    Planted: `max(1, int(round(b.w * sx)))` -> `max(2, ...)`."""
+    rng = np.random.default_rng(40)
+    frames, _ = noisy_scene(rng, 31)
+    frames[30] = frames[30].copy()
+    frames[30][10:41, 10] = 255                      # a thin bright line: column 7 of the 56-wide detection
+    m = MotionModel(scale=0.7, median_size=0, close_size=0, fill_holes=0, min_area=0, pool_radius=0)
+    for x in frames:
+        r = m.apply(x)
+    (b,) = [b for b in r.blobs if b.x <= 12 <= b.x + 4]
+    assert b.w == 1 and b.h > 20
+
