@@ -212,6 +212,12 @@ EQUIVALENT += [
      "the guard for tot == 0 is never taken"),
     ("model", "ReplaceComparisonOperator_Gt_GtE", "wts /= np.where(tot > 0, tot, 1.0)", "tot >= 0", "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
      "the guard for tot == 0 is never taken"),
+    ("model", "NumberReplacer", "        if C == 1:", "        if C == 2:",
+     "C is 1 or 3: for 3 both branches split; for 1 cv2.split(small, [plane]) writes the plane the direct copy "
+     "writes (a shortcut)"),
+    ("model", "NumberReplacer", "            if self._n > 0:", "            if self._n > -1:",
+     "_n is 0 there only on the first frame after a (re)start, where the kernel then initialises cur from the "
+     "frame (first=True), and inside load(), which overwrites cur at once: the planes copied are never read"),
     ("model", "NumberReplacer", "        if C == 1:", "        if C == 0:",
      "for one channel cv2.split(small, [plane]) writes the same plane as the direct copy, which is only a shortcut"),
     ("model", "ReplaceComparisonOperator_GtE_Gt", "    if scale >= 1.0:", "    if scale > 1.0:",

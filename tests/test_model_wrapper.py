@@ -270,3 +270,46 @@ def test_a_one_pixel_wide_blob_at_scale_0_7_stays_one_pixel_wide():
     (b,) = [b for b in r.blobs if b.x <= 12 <= b.x + 4]
     assert b.w == 1 and b.h > 20
 
+
+
+def test_a_loaded_model_has_the_saved_feedback(tmp_path):
+    """save() then load() gives back the restless feedback (levels, last labels, covered pixels), not
+    zeros: a region of flickering pixels stays calm after a restart from the file.  Planted:
+    `if "level" in a` -> `if not "level" in a` (a version-2 file loaded without its feedback)."""
+    rng = np.random.default_rng(42)
+    frames, _ = noisy_scene(rng, 60)
+    for i, f in enumerate(frames):                  # a flickering patch: water, leaves
+        f[5:25, 5:35] = np.where(rng.random((20, 30, 1)) < 0.5, 40, 200).astype(np.uint8)
+    m = MotionModel()
+    for f in frames:
+        m.apply(f)
+    a = saved(m, tmp_path, "a.npz")
+    assert a["level"].max() > 0.01
+    b = saved(MotionModel.load(tmp_path / "a.npz"), tmp_path, "b.npz")
+    for k in ("level", "labels", "covered", "gmm", "nmodes", "cur"):
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_components_added_while_running_start_empty(tmp_path):
+    """n_components 3 -> 5 on a still scene: the new slots hold no weight, the live ones still add up to 1.
+    Planted: `wts[~live] = 0.0` -> `1.0`."""
+    frames, _ = noisy_scene(np.random.default_rng(43), 32)
+    m = MotionModel()
+    for f in frames[:30]:
+        m.apply(f)
+    m.set_params(n_components=5)
+    m.apply(frames[30])
+    st = saved(m, tmp_path)
+    w, nm = st["gmm"][..., 0], st["nmodes"]
+    live = np.arange(5)[None, None, :] < nm[..., None]
+    assert not w[~live].any()
+    np.testing.assert_allclose(np.where(live, w, 0).sum(axis=2), 1.0, atol=1e-4)
+
+
+def test_a_result_prints_without_the_model():
+    """repr(result) shows the mask, KL map, blobs and index, not the model, its background or the
+    step counter.  Planted: `repr=False` -> True on _step."""
+    r = MotionModel().apply(np.full((4, 6, 3), 9, np.uint8))
+    text = repr(r)
+    assert text.startswith("FrameResult(mask=") and "index=1" in text
+    assert "_model" not in text and "_bg" not in text and "_step" not in text
