@@ -212,6 +212,16 @@ EQUIVALENT += [
      "the guard for tot == 0 is never taken"),
     ("model", "ReplaceComparisonOperator_Gt_GtE", "wts /= np.where(tot > 0, tot, 1.0)", "tot >= 0", "every pixel has at least one live component after its first frame (nmodes >= 1), so tot > 0 always: "
      "the guard for tot == 0 is never taken"),
+    ("model", "ReplaceFalseWithTrue", "        self._cur_valid = False", "        self._cur_valid = True",
+     "_allocate sets _curs to None, and _fill_cur sets _cur_valid False whenever it allocates _curs: the value "
+     "given here is never read"),
+    ("model", "NumberReplacer", "self._planes[0] = small[:, :, 0]", "small[:, :, -1]",
+     "this branch is for one channel, where index -1 is index 0"),
+    ("model", "NumberReplacer", "return out[:, :, 0] if C == 1 else out", "out[:, :, -1]",
+     "for one channel, index -1 is index 0"),
+    ("model", "ReplaceFalseWithTrue", "params=np.array(self._params.to_toml(comments=False))", "comments=True",
+     "load() reads the parameters back with a TOML parser, which skips comments; the text (about 6 kB with "
+     "them) stays far under statefile's MAX_PARAMS_CHARS (64 kB): the same Params either way"),
     ("model", "NumberReplacer", "        if C == 1:", "        if C == 2:",
      "C is 1 or 3: for 3 both branches split; for 1 cv2.split(small, [plane]) writes the plane the direct copy "
      "writes (a shortcut)"),

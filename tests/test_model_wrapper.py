@@ -149,7 +149,8 @@ def test_relearn_restarts_the_learning_rate_but_keeps_the_mixture(tmp_path):
     """relearn() (after a light switch) sets the frame count back so the next frame is learned at
     rate 1/1, without forgetting the mixture (the frame is not a first frame).  Planted: `_n = 0`
     -> `_n = 1` in the relearn branch (the next frame learned at 1/2), `first = ... and not
-    nmodes.any()` -> `or` (the mixture re-initialised)."""
+    nmodes.any()` -> `or` (the mixture re-initialised), `self._relearn = False` -> True in that branch
+    (a re-learn on every later frame)."""
     frames, _ = noisy_scene(np.random.default_rng(34), 40)
     bright = [np.clip(f.astype(np.int16) + 70, 0, 255).astype(np.uint8) for f in frames[30:]]
     m = MotionModel()
@@ -165,6 +166,7 @@ def test_relearn_restarts_the_learning_rate_but_keeps_the_mixture(tmp_path):
     assert (after["nmodes"] >= before["nmodes"]).all()
     r = m.apply(bright[1])
     assert np.count_nonzero(r.mask == 255) == 0    # learned at rate 1: the new light is background at once
+    assert m.frames_seen == 2                       # and counting again: one re-learn, not one per frame
 
 
 def test_relearn_keeps_the_current_distribution_at_a_slow_current_rate(tmp_path):
@@ -313,3 +315,16 @@ def test_a_result_prints_without_the_model():
     text = repr(r)
     assert text.startswith("FrameResult(mask=") and "index=1" in text
     assert "_model" not in text and "_bg" not in text and "_step" not in text
+
+
+def test_the_learning_rate_stops_at_one_over_history():
+    """After `history` frames the rate stays 1/history: with history 5 a background that brightens by
+    one grey level a frame lags by about (1 - 0.2) / 0.2 = 4 levels; a rate that kept falling as 1/n
+    lags more and more.  Planted: `max(1.0 / p.history, 1.0 / self._n)` -> `max(0.0 / ..., ...)`."""
+    base = np.random.default_rng(44).integers(60, 120, (H, W, 3)).astype(np.float32)
+    m = MotionModel(history=5)
+    for i in range(70):
+        f = np.clip(base + max(0, i - 20), 0, 255).astype(np.uint8)
+        m.apply(f)
+    lag = float(f.astype(np.float32).mean() - m.background().astype(np.float32).mean())
+    assert 2.0 < lag < 6.0, lag
