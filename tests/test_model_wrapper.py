@@ -261,7 +261,7 @@ def test_a_darker_copy_of_the_background_is_shadow_in_colour_only():
 
 def test_a_one_pixel_wide_blob_at_scale_0_7_stays_one_pixel_wide():
     """At scale 0.7 a blob one detection pixel wide is round(1 x 80/56) = 1 pixel wide at full size.
-    Planted: `max(1, int(round(b.w * sx)))` -> `max(2, ...)`."""
+    So is one a pixel high.  Planted: `max(1, int(round(b.w * sx)))` -> `max(2, ...)`, the same for b.h."""
     rng = np.random.default_rng(40)
     frames, _ = noisy_scene(rng, 31)
     frames[30] = frames[30].copy()
@@ -271,6 +271,13 @@ def test_a_one_pixel_wide_blob_at_scale_0_7_stays_one_pixel_wide():
         r = m.apply(x)
     (b,) = [b for b in r.blobs if b.x <= 12 <= b.x + 4]
     assert b.w == 1 and b.h > 20
+    frames[30] = frames[29].copy()
+    frames[30][50, 10:61] = 255                      # and a thin row: row 35 of the 42-high detection
+    m = MotionModel(scale=0.7, median_size=0, close_size=0, fill_holes=0, min_area=0, pool_radius=0)
+    for x in frames:
+        r = m.apply(x)
+    (b,) = [b for b in r.blobs if b.y <= 52 <= b.y + 4]
+    assert b.h == 1 and b.w > 40
 
 
 
