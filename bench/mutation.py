@@ -334,13 +334,21 @@ def env_for(tree: Path) -> dict:
     return e
 
 
-def forget_survivors(db: Path) -> int:
+def forget_survivors(db: Path, module: str) -> int:
     """Make the surviving mutants of a session pending again (to run them against new tests; a
-    killed mutant stays killed: tests are only ever added)."""
+    killed mutant stays killed: tests are only ever added).  Mutants listed as equivalent are left
+    alone: no test can kill them."""
     import sqlite3
+    out = cr("cosmic-ray", "dump", db, cwd=db.parent).stdout
+    ids = []
+    for line in out.splitlines():
+        job, res = json.loads(line)
+        if res and str(res.get("test_outcome", "")).lower() == "survived":
+            r = dict(op=job["mutations"][0]["operator_name"].split("/")[-1], diff=res.get("diff") or "")
+            if not equivalent_reason(module, r):
+                ids.append(job["job_id"])
     with sqlite3.connect(db) as c:
-        n = c.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'").rowcount
-    return n
+        return sum(c.execute("DELETE FROM work_results WHERE job_id = ?", (i,)).rowcount for i in ids)
 
 
 def run_module(module: str, work: Path, slot: int, rerun: bool = False) -> None:
@@ -365,7 +373,7 @@ def run_module(module: str, work: Path, slot: int, rerun: bool = False) -> None:
         cr("cosmic-ray", "init", cfg, db, cwd=tree, env=env)
         cr("cr-filter-operators", db, cfg, cwd=tree, env=env)
     elif rerun:
-        print(f"{module}: {forget_survivors(db)} surviving mutants to run again", flush=True)
+        print(f"{module}: {forget_survivors(db, module)} surviving mutants (not equivalent) to run again", flush=True)
     print(f"{module}: baseline {took:.1f} s; running in {tree}", flush=True)
     cr("cosmic-ray", "exec", cfg, db, cwd=tree, env=env)
     print(f"{module}: done in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -431,7 +439,8 @@ def main() -> int:
     ap.add_argument("--first-slot", type=int, default=0,
                     help="number of the first tree copy to use (another run going on uses the others)")
     ap.add_argument("--rerun-survivors", action="store_true",
-                    help="run the surviving mutants of earlier sessions again (after adding tests)")
+                    help="run the surviving mutants of earlier sessions again (after adding tests), "
+                         "except those listed as equivalent")
     ap.add_argument("--report", action="store_true", help="only print the table of what has run")
     a = ap.parse_args()
     modules = [m.strip() for m in a.modules.split(",") if m.strip()]
