@@ -112,14 +112,14 @@ def main():
         for i, ch in enumerate(combos):
             for j in range(len(seqs)):
                 F[i, j] = futs[(i, j)].result()["f_measure"]
-            print(labels[i].ljust(44), " ".join(f"{f:8.3f}" for f in F[i]), f"{F[i].mean():8.3f}", flush=True)
+            print(labels[i].ljust(44), " ".join(f"{f:8.4f}" for f in F[i]), f"{F[i].mean():8.4f}", flush=True)
     if a.loo and len(seqs) > 1:
         loo, pick = leave_one_out(labels, F, seqs)
         print()
         print("leave one out: tuned on the other sequences, scored on this one")
         for s, f, b in zip(seqs, loo, pick):
-            print(f"  {s:<22} {f:6.3f}   chosen: {labels[b] or '(defaults)'}")
-        print(f"  {'mean':<22} {np.mean(loo):6.3f}")
+            print(f"  {s:<22} {f:6.4f}   chosen: {labels[b] or '(defaults)'}")
+        print(f"  {'mean':<22} {np.mean(loo):6.4f}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class MotionModel(PendingParams):
         self._init_params(p)
         self._shape: tuple[int, int, int] | None = None   # full-size (H, W, C)
         self._n = 0
+        self._n_fb = 0             # frames the restless feedback has seen (a relearn keeps it)
         self._steps = 0            # apply() calls, never reset: tells a FrameResult whether it is the newest
         self._zone_key: tuple[int, int] | None = None
         self._zone: np.ndarray | None = None
@@ -126,6 +127,7 @@ class MotionModel(PendingParams):
         self._plane_list = list(self._planes)
         self._shape = shape
         self._n = 0
+        self._n_fb = 0
 
     def _detect_size(self, H: int, W: int) -> tuple[int, int]:
         return _detect_size(H, W, self._params.scale)
@@ -229,7 +231,13 @@ class MotionModel(PendingParams):
             self._n = 0
         first = self._n == 0 and not self._nmodes.any()
         self._n += 1
+        self._n_fb += 1
         alpha = max(1.0 / p.history, 1.0 / self._n)
+        # the restless level has a fast start like the mixture's: over the first 1 / restless_rate
+        # frames it is the mean of the label flips seen so far, so a short clip's water and leaves
+        # are restless after a few frames, where a moving average from zero would take ~1 / rate
+        # frames.  A relearn (light switch) keeps the levels: the water is still water
+        rest_rate = max(p.restless_rate, 1.0 / self._n_fb)
         kl = self._kl_buffer()
         cur = self._curs if p.current_rate < 1.0 else self._cur_dummy
         n_max = numba.get_num_threads()
@@ -244,7 +252,7 @@ class MotionModel(PendingParams):
                          np.float32(p.var_init), np.float32(p.var_min), np.float32(p.var_max),
                          np.float32(p.complexity_prior), np.float32(p.fg_learn_factor),
                          p.pool_radius, np.float32(p.current_rate),
-                         np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(p.restless_rate),
+                         np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(rest_rate),
                          np.float32(p.restless_learn),
                          p.neighbour_radius, p.detect_shadows and C == 3, np.float32(p.shadow_low),
                          np.float32(p.shadow_high), np.float32(p.shadow_chroma), nthreads)
@@ -343,6 +351,7 @@ class MotionModel(PendingParams):
             m._fb[...] = a["level"]
             m._raw[...] = a["labels"]
             m._fgd[...] = a["covered"]
+            m._n_fb = n
         m._n = n
         return m
 

@@ -369,12 +369,13 @@ def background_image(gmm: np.ndarray, nmodes: np.ndarray, C: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- the model's wiring
 def params_for_frame(params, n: int, first: bool) -> StepParams:
     """The kernel scalars MotionModel.apply passes for its n-th frame (1-based), from a
-    kl_motion.params.Params: alpha = max(1/history, 1/n)."""
+    kl_motion.params.Params: alpha = max(1/history, 1/n), and the restless level's rate the same
+    way, max(restless_rate, 1/n)."""
     return StepParams(
         alpha=max(1.0 / params.history, 1.0 / n), first=first, match_t2=params.match_sigma ** 2,
         bg_ratio=params.background_ratio, var_init=params.var_init, var_min=params.var_min,
         var_max=params.var_max, c_prior=params.complexity_prior, fg_factor=params.fg_learn_factor,
         pool_r=params.pool_radius, beta=params.current_rate, kl_thr=params.kl_threshold,
-        rest_gain=params.restless_gain, rest_rate=params.restless_rate, rest_learn=params.restless_learn,
+        rest_gain=params.restless_gain, rest_rate=max(params.restless_rate, 1.0 / n), rest_learn=params.restless_learn,
         nb_r=params.neighbour_radius, shadows=params.detect_shadows, sh_lo=params.shadow_low,
         sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma)
