@@ -105,13 +105,15 @@ def _folder(path: Path, images: dict[str, np.ndarray]) -> Path:
 def test_folder_lists_images_in_natural_order_and_reads_them_once_each(tmp_path):
     """Planted: `suffix not in IMAGE_EXTS`, `or p.is_file()`, the suffix not lowered, FPS 26 / 24,
     live/seekable/fps_known flipped, frames_read starting at 1, `frames_read > len(files)` (reads
-    past the end), `_first ... or frames_read == 0` / `!= 0` (the first frame again), shape[:3]."""
+    past the end), `_first ... or frames_read == 0` / `!= 0` (the first frame again) / `== -1` (the
+    first image read from disk again), shape[:3]."""
     imgs = [RNG.integers(0, 256, (6, 10, 3), np.uint8) for _ in range(3)]
     d = _folder(tmp_path / "in", {"f10.png": imgs[2], "f2.PNG": imgs[1], "f1.png": imgs[0]})
     (d / "notes.txt").write_text("not an image")
     (d / "f3.png").mkdir()                                  # a folder with an image's name
     s = FolderSource(d)
     assert [p.name for p in s.files] == ["f1.png", "f2.PNG", "f10.png"]
+    assert cv2.imwrite(str(d / "f1.png"), imgs[1])    # the first image was read at the open (for its size), once
     assert s.info == VideoInfo(10, 6, 25.0, 3, "folder", str(d), live=False, seekable=True, fps_known=False)
     assert s.frames_read == 0
     got = list(s)

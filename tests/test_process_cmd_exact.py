@@ -1,0 +1,247 @@
+"""`kl-motion process`'s command layer (kl_motion/process_cmd.py), in-process (issue 17: the
+mutation run of process_cmd.py; each test names the bug it was checked against: the mutant, or the
+same change made by hand, failed it).
+
+The options are parsed by the real parser and the runs go through ``kl_motion.cli.main`` in this
+process on tiny inputs (a few 32x24 frames); a stop signal is sent to this process by a thread once
+the first output exists, as systemd or Ctrl-C would.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kl_motion import process_cmd
+from kl_motion.cli import build_parser, main
+from kl_motion.errors import KLMotionError, ParameterError
+from kl_motion.outputs import InputReport, Options
+from kl_motion.timefmt import Position
+
+
+def _args(*argv):
+    return build_parser().parse_args(["process", "--out", "o", *map(str, argv)])
+
+
+def _folder(path: Path, n: int = 6) -> Path:
+    path.mkdir(parents=True)
+    for i in range(n):
+        assert cv2.imwrite(str(path / f"{i:03d}.png"), np.full((24, 32), 90, np.uint8))
+    return path
+
+
+def _video(path: Path, n: int) -> Path:
+    vw = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (32, 24))
+    for i in range(n):
+        vw.write(np.full((24, 32, 3), 90 + (i % 3), np.uint8))
+    vw.release()
+    return path
+
+
+# -------------------------------------------------------------------------------------- options
+def test_options_carry_every_flag():
+    """Planted: any two Options fields swapped or a flag dropped; `max(1, max_frames)`,
+    `max(1, reconnect_attempts)`, reconnect_delay / stream_timeout floors changed."""
+    a = _args("--no-mask", "--mask-format", "png", "--overlay", "--bins", "--no-stats", "--no-events", "--snapshots",
+              "--clips", "--no-boxes", "--no-report", "--force", "--on-event", "echo hi", "--webhook", "HTTPS://h/x",
+              "--mqtt-prefix", "pre", "--max-frames", "-4", "--start", "150f", "--end", "2:00", "--frame-skip", "2",
+              "--fps", "1000", "--method", "mog2", "--reconnect", "--reconnect-attempts", "-1",
+              "--reconnect-delay", "0", "--stream-timeout", "0")
+    assert process_cmd._options(a) == Options(
+        mask=False, mask_format="png", overlay=True, bins=True, stats=False, events=False, snapshots=True, clips=True,
+        force=True, method="mog2", max_frames=0, reconnect=True, reconnect_attempts=0, reconnect_delay=0.01,
+        stream_timeout=0.1, boxes=False, report=False, on_event="echo hi", webhook="HTTPS://h/x", mqtt="",
+        mqtt_prefix="pre", start=Position(frame=149), end=Position(seconds=120.0), frame_skip=2, fps=1000.0)
+    d = process_cmd._options(_args("--max-frames", "7", "--reconnect-attempts", "3", "--reconnect-delay", "0.02",
+                                   "--stream-timeout", "0.2"))
+    assert (d.max_frames, d.reconnect_attempts, d.reconnect_delay, d.stream_timeout, d.start, d.end) == \
+        (7, 3, 0.02, 0.2, None, None)
+    assert process_cmd._options(_args()) == Options()
+    a = _args()                         # by default one input at a time, in this process, no cluster
+    assert (a.jobs, a.threads, a.cluster, a.chunk, a.chunk_warmup, a.retries) == (1, None, None, 0.0, None, 2)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--frame-skip", "-1"], "--frame-skip must be 0 or more"),
+    (["--fps", "-0.5"], "--fps must be between 0 and 1000"),
+    (["--fps", "1000.5"], "--fps must be between 0 and 1000"),
+    (["--webhook", "ftp://h/x"], "--webhook: 'ftp://h/x' is not an http:// or https:// URL"),
+    (["--mqtt", "host:notaport"], "--mqtt: bad port in 'host:notaport'"),
+])
+def test_bad_options_are_one_line(argv, msg):
+    """Planted: `frame_skip < -1` / `<= 0`, `fps <= 0`, `fps > 1001` / `>= 1000`, `or` -> `and`,
+    the webhook's scheme not lowered / `not` dropped, the MQTT address not parsed (`if not args.mqtt`)."""
+    with pytest.raises(KLMotionError) as e:
+        process_cmd._options(_args(*argv))
+    assert str(e.value) == msg
+    assert process_cmd._options(_args("--fps", "0", "--frame-skip", "0", "--mqtt", "h:1883")).mqtt == "h:1883"
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--chunk", "1"], "--chunk needs --cluster (local:N runs the tasks on this machine)"),
+    (["--retries", "3"], "--retries needs --cluster (local:N runs the tasks on this machine)"),
+    (["--retries", "0"], "--retries needs --cluster (local:N runs the tasks on this machine)"),
+    (["--cluster", "local:2", "--jobs", "2"], "--cluster runs the inputs on the cluster's workers: use --cluster "
+                                               "local:N instead of --jobs N"),
+    (["--cluster", "local", "--chunk", "-1"], "--chunk and --chunk-warmup must be 0 or more"),
+    (["--cluster", "local", "--chunk-warmup", "-0.5"], "--chunk and --chunk-warmup must be 0 or more"),
+    (["--cluster", "local", "--retries", "-1"], "--retries must be 0 or more"),
+    (["--cluster", "local:0"], "--cluster local:N needs N >= 1"),
+])
+def test_cluster_flags_are_checked(argv, msg):
+    """Planted: `args.cluster is not None`, `retries != 3`, `if not on`, `jobs == 1`, `chunk < 1` /
+    `<= 0`, `chunk_warmup is None`, `and` -> `or`, `retries < 1` / `< -1`, parse_cluster not reached
+    (a `return` for every cluster)."""
+    with pytest.raises(ParameterError) as e:
+        process_cmd._check_cluster_args(_args(*argv))
+    assert str(e.value) == msg
+
+
+def test_good_cluster_flags_pass_without_a_cluster():
+    """(With --cluster the check imports dask and distributed: 5-10 s, left to tests/test_cluster.py.)"""
+    for argv in ([], ["--retries", "2"], ["--chunk", "0"]):
+        assert process_cmd._check_cluster_args(_args(*argv)) is None
+
+
+# ------------------------------------------------------------------------------ inputs and names
+def test_a_folder_of_clips_stands_for_its_videos_in_natural_order(tmp_path):
+    """Planted: `classify(spec) != "folder"`, `if any(...)` (not dropped), `suffix not in VIDEO_EXTS`,
+    the suffix not lowered, `if not videos`, the `continue` replaced by `break`."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for n in ("c10.MP4", "c2.avi", "notes.txt", "c1.mkv"):
+        (clips / n).write_bytes(b"x")
+    (clips / "sub.mp4").mkdir()
+    imgs = _folder(tmp_path / "imgs", 1)
+    (imgs / "extra.mp4").write_bytes(b"x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    got = process_cmd.expand_inputs([str(clips), str(imgs), "0", str(empty), "x.mp4", str(clips)])
+    want_clips = [str(clips / n) for n in ("c1.mkv", "c2.avi", "c10.MP4")]
+    assert got == want_clips + [str(imgs), "0", str(empty), "x.mp4"] + want_clips
+
+
+def test_inputs_of_the_same_name_get_numbered_folders():
+    """Planted: `seen.get(n, 1)`, `+ 2` / `- 1`, `k != 1`."""
+    assert process_cmd._names(["a/cam.mp4", "b/cam.mp4", "0", "c/cam.avi", "d/x.mp4"]) == \
+        ["cam", "cam-2", "camera0", "cam-3", "x"]
+
+
+# -------------------------------------------------------------------------------------- messages
+def test_log_format_and_levels(capsys):
+    """Planted: `rec.levelno != logging.INFO`, the level test of setup_logging swapped (`if not verbose`,
+    `if not quiet`), propagate True, handlers kept (each message twice)."""
+    for quiet, verbose, level in ((False, False, logging.INFO), (True, False, logging.WARNING),
+                                  (False, True, logging.DEBUG), (True, True, logging.DEBUG)):
+        process_cmd.setup_logging(quiet, verbose)
+        assert process_cmd.log.level == level and len(process_cmd.log.handlers) == 1
+        assert process_cmd.log.propagate is False
+    process_cmd.setup_logging()
+    process_cmd.log.info("done %d", 3)
+    process_cmd.log.warning("careful")
+    assert capsys.readouterr().err == "kl-motion: done 3\nkl-motion: warning: careful\n"
+    assert os.environ.get("OPENCV_LOG_LEVEL") == "OFF"
+
+
+def test_one_line_per_input(capsys):
+    """Planted: `rep.status not in ("failed", "truncated")`, `rep.input in msg`, `status != "interrupted"`."""
+    process_cmd.setup_logging()
+    process_cmd._report_one(InputReport("a.mp4", status="failed", message="a.mp4: no such file"), False)
+    process_cmd._report_one(InputReport("b.mp4", status="truncated", message="stream ended"), False)
+    process_cmd._report_one(InputReport("c.mp4", status="interrupted", message="not started"), False)
+    process_cmd._report_one(InputReport("d.mp4", out_dir="o/d", frames=50, seconds=2.0, events=1, message="hi"), False)
+    process_cmd._report_one(InputReport("e.mp4", out_dir="o/e", frames=5, seconds=0.0), False)
+    assert capsys.readouterr().err.splitlines() == [
+        "kl-motion: error: a.mp4: no such file", "kl-motion: error: b.mp4: stream ended",
+        "kl-motion: warning: c.mp4: not started",
+        "kl-motion: d.mp4: 50 frames in 2.0 s (25.0 fps), 1 events -> o/d; hi",
+        "kl-motion: e.mp4: 5 frames in 0.0 s (0.0 fps), 0 events -> o/e"]
+
+
+def test_summary_table():
+    """Planted: column widths over range(4) / range(6), `j < 4` / `j <= 5` (the message padded),
+    the rule after row 1 (`i == 1`) or every row, the count of good inputs (`and` -> `or`, `== "interrupted"`)."""
+    reps = [InputReport("long/name.mp4", status="ok", frames=1500, seconds=10.0, events=12),
+            InputReport("b", status="failed", message="b: no such file"),
+            InputReport("c", status="interrupted", frames=7, seconds=1.0, message="stopped")]
+    assert process_cmd.format_summary(reps).splitlines() == [
+        "input          status       frames  fps    events  message",
+        "-------------  -----------  ------  -----  ------  -------",
+        "long/name.mp4  ok           1500    150.0  12",
+        "b              failed       0       0.0    0       b: no such file",
+        "c              interrupted  7       7.0    0       stopped",
+        "1 of 3 inputs processed without error"]
+
+
+# ----------------------------------------------------------------------------------------- runs
+def test_a_batch_with_a_bad_input_exits_2_with_a_summary(tmp_path, capsys):
+    """Planted: EXIT_FAILED 3 / 1, `any(not r.failed ...)`, `len(inputs) > 2` / `>= 1` for the summary,
+    `if args.quiet` for it, max_frames not passed, the input loop stopping at once (`if not stop.is_set()`)."""
+    good = _folder(tmp_path / "cam", 6)
+    out = tmp_path / "o"
+    assert main(["process", str(good), str(tmp_path / "missing.avi"), str(good), "--out", str(out), "--no-report",
+                 "--max-frames", "4"]) == 2
+    o, e = capsys.readouterr()
+    assert "kl-motion: error: " + str(tmp_path / "missing.avi") + ": no such file" in e
+    assert o.splitlines()[-1] == "2 of 3 inputs processed without error"
+    assert sorted(p.name for p in out.iterdir()) == ["cam", "cam-2"]
+    assert (out / "cam" / "stats.csv").read_text().count("\n") == 5           # header + 4 frames
+    assert main(["process", str(good), "--out", str(tmp_path / "p"), "--no-report", "--no-mask"]) == 0
+    assert main(["process", str(good), str(good), "--out", str(tmp_path / "q"), "--no-report", "--no-mask", "-q"]) == 0
+    o, e = capsys.readouterr()
+    assert o == ""                                                            # one input, then -q: no table
+
+
+def test_the_output_folder_is_checked_first(tmp_path, capsys):
+    """Planted: `if is_utf8(...)` (not dropped), the mkdir's except not catching, `e.strerror and e`,
+    parents=False."""
+    good = _folder(tmp_path / "cam", 2)
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/out\xff"))
+    assert main(["process", str(good), "--out", str(bad)]) == 2
+    assert capsys.readouterr().err == (f"kl-motion: error: output folder {tmp_path}/out\\xff: its path is not valid "
+                                       "UTF-8, which OpenCV's video writer cannot open (choose another --out)\n")
+    (tmp_path / "file").write_text("x")
+    assert main(["process", str(good), "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == f"kl-motion: error: cannot create output folder {tmp_path / 'file'}: File exists\n"
+    assert main(["process", str(good), "--out", str(tmp_path / "a" / "b"), "--no-report", "-q"]) == 0
+    assert (tmp_path / "a" / "b" / "cam" / "stats.csv").is_file()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_closes_the_outputs_and_reports_the_rest_not_started(tmp_path, capsys, sig, code):
+    """A stop signal while the first of two inputs runs: it is closed (complete, renamed), the
+    second is "not started", the exit code is 128 + the signal.  Planted: `128 - got[0]`, `if not
+    interrupted`, `d in done`, the handlers not restored (`for ... in old.items()` never run: the
+    second signal kills pytest), the message's Ctrl-C test (`signum != signal.SIGINT`)."""
+    long_ = _video(tmp_path / "long.avi", 3000)
+    out = tmp_path / "o"
+    before = signal.getsignal(sig)
+
+    def stop_when_writing():
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end and not (out / "long" / "mask.part.mkv").exists():
+            time.sleep(0.005)
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=stop_when_writing, daemon=True).start()
+    assert main(["process", str(long_), str(_folder(tmp_path / "second", 2)), "--out", str(out), "--no-report"]) == code
+    assert signal.getsignal(sig) == before
+    o, e = capsys.readouterr()
+    what = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+    assert f"kl-motion: warning: stopping ({what}): closing outputs ({what} again to abort)" in e
+    assert f"{long_}: interrupted after " in e
+    rows = [line.split() for line in o.splitlines()[2:4]]
+    assert [r[:2] for r in rows] == [[str(long_), "interrupted"], [str(tmp_path / "second"), "interrupted"]]
+    assert rows[1][-2:] == ["not", "started"] and o.splitlines()[-1] == "0 of 2 inputs processed without error"
+    n = (out / "long" / "stats.csv").read_text().count("\n") - 1
+    assert 0 < n < 3000 and not (out / "second").exists()
+    assert (out / "long" / "mask.mkv").is_file() and not list(out.rglob("*.part*"))
+
