@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -289,6 +290,41 @@ def test_a_silent_stream_fails_after_the_open_timeout(tmp_path):
             CaptureSource(f"http://127.0.0.1:{srv.getsockname()[1]}/v", open_timeout=0.3)
         assert 0.25 < time.monotonic() - t0 < 3.0
     finally:
+        srv.close()
+
+
+def test_a_stream_that_stalls_ends_after_the_read_timeout():
+    """An MJPEG-over-HTTP server that sends 30 frames and then nothing (the connection kept open):
+    the read after the 30th gives None after about open_timeout.  Planted: `int(open_timeout / 1000)` for the
+    read timeout (0 ms: FFmpeg waits until the server goes away)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    done = threading.Event()
+    jpeg = cv2.imencode(".jpg", np.full((24, 32, 3), 120, np.uint8))[1].tobytes()
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+        for _ in range(30):
+            conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                         + jpeg + b"\r\n")
+        done.wait(20)                       # stalled, not closed
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        s = CaptureSource(f"http://127.0.0.1:{srv.getsockname()[1]}/v.mjpg", "stream", open_timeout=1.0)
+        n, t0 = 0, time.monotonic()
+        while s.read() is not None:
+            n, t0 = n + 1, time.monotonic()
+        took = time.monotonic() - t0              # the read that waited for a 31st frame
+        s.close()
+        assert n == 30 and 0.5 < took < 5.0, (n, took)
+    finally:
+        done.set()
         srv.close()
 
 
