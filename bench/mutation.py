@@ -77,6 +77,13 @@ TESTS: dict[str, list[str]] = {
               "tests/test_analyzer_exact.py::test_a_detector_that_has_learned_is_not_restarted_by_a_new_analyzer",
               "tests/test_analyzer.py::test_result_background_is_that_of_its_own_frame",
               "tests/test_accuracy.py::test_default_parameters_score_exactly_as_docs_accuracy_json[ucsd/boats]"],
+    "sinks": ["tests/test_sinks_exact.py", "tests/test_process_pipeline.py::test_sinks_write_under_part_names_and_rename",
+              "tests/test_faults.py::test_text_outputs_reach_the_disk_every_second"],
+    "sources": ["tests/test_sources_exact.py", "tests/test_process_pipeline.py::test_input_names",
+                "tests/test_live_events.py::test_start_seeks_to_the_right_frame",
+                "tests/test_api.py::test_max_frames_and_an_open_source_left_open",
+                "tests/test_analyzer.py"],
+    "process_cmd": ["tests/test_process_cmd_exact.py", "tests/test_commands.py::test_main_returns_the_commands_exit_code"],
 }
 
 EXCLUDE = [
@@ -242,9 +249,72 @@ EQUIVALENT += [
      "at scale <= 1, sx and sy are >= 1 and a blob is at least 1 pixel: round(w * sx) >= 1, so max(0, .) = max(1, .)"),
 ]
 
+EQUIVALENT += [
+    ("sinks", "NumberReplacer", "cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, frames - 1))", "max( -1, frames - 1)",
+     "differs only for frames = 0, where the answer is the frame count's: a video that opens holds n >= 1 frames, "
+     "so n != frames decides before the read is looked at"),
+    ("sinks", "*", '".mkv": ("FFV1", True),', "", "the lossless flag of CODECS is read by no code (only [0], the fourcc)"),
+    ("sinks", "*", '".avi": ("MJPG", False),', "", "the lossless flag of CODECS is read by no code (only [0])"),
+    ("sinks", "*", '".mp4": ("mp4v", False),', "", "the lossless flag of CODECS is read by no code (only [0])"),
+    ("sinks", "ReplaceTrueWithFalse", 'CODECS.get(self.path.suffix.lower(), ("FFV1", True))[0]', '("FFV1", False))[0]',
+     "only [0] (the fourcc) of the default entry is used"),
+    ("sinks", "ReplaceComparisonOperator_Gt_GtE", "self.fps = float(fps) if fps and fps > 0 else 25.0",
+     "fps >= 0", "fps 0 is falsy: `fps and ...` already gives 25, as with fps > 0"),
+    ("sinks", "NumberReplacer", "img = img[:, :, 0] if img.shape[2] == 1 else", "img[:, :, -1]",
+     "for one channel, index -1 is index 0"),
+    ("sinks", "NumberReplacer", "_, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)", "200, 256,",
+     "cv2.threshold saturates maxval to the image type: 256 is 255 on uint8 (the masks are uint8)"),
+    ("sinks", "ReplaceTrueWithFalse", "    def end(self, verify: bool = True) -> None:", "verify: bool = False",
+     "ImageSequenceSink.end and TextSink.end take verify only to share VideoSink's interface: they never read it"),
+    ("sinks", "ExceptionReplacer", "            except OSError:", "except CosmicRayTestingException:",
+     "TextSink.end's second close: CPython's close() closes the file even when its flush fails (tested: "
+     "_f.closed is True after the OutputError), so the second close is a no-op that cannot raise"),
+]
+
+EQUIVALENT += [
+    ("sources", "*", "        if img.ndim == 3 and img.shape[2] == 1:", "",
+     "unreachable: OpenCV's Python binding returns a one-channel image as a 2-D array (never H x W x 1), and "
+     "convertScaleAbs and cvtColor keep that, so no frame of 3 dimensions has one channel"),
+    ("sources", "NumberReplacer", "            img = img[:, :, 0]", "",
+     "in the one-channel branch, unreachable (see above)"),
+    ("sources", "NumberReplacer", "top = float(np.max(np.abs(img))) if img.size else 0.0", "",
+     "the value for an empty image: imread gives None (a SourceError before this) for a file it cannot decode, "
+     "never an empty array, so img.size is never 0"),
+    ("sources", "ReplaceComparisonOperator_LtE_Lt", "r = 1.0 if top <= 1.0 else top", "r = 1.0 if top < 1.0",
+     "at top == 1.0 the else branch gives r = top = 1.0 too"),
+    ("sources", "NumberReplacer", "n = 0 if live else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))", "n = -1 if live",
+     "total_frames is n if n > 0 else None: -1 gives None as 0 does"),
+    ("sources", "ReplaceOrWithAnd", "            if not ok or f is None:", "if not ok and f is None:",
+     "cv2.VideoCapture.read() returns (False, None) or (True, an image): the two tests always agree"),
+    ("sources", "NumberReplacer", "                top = 1.0", "top = 0.0",
+     "a non-finite maximum taken as 0.0 instead of 1.0: both are <= 1.0, so the range is 1.0 either way"),
+    ("sources", "ReplaceOrWithAnd", "            if not ok or first is None:", "if not ok and first is None:",
+     "cv2.VideoCapture.read() returns (False, None) or (True, an image): `not ok` and `first is None` always agree"),
+    ("sources", "ReplaceComparisonOperator_Lt_LtE", "and np.isfinite(fps) and 0 < fps <= 1000", "0 <= fps",
+     "fps 0 is falsy: `bool(fps)` already makes it unknown, as 0 < fps does"),
+]
+
 # Surviving mutants that are not equivalent: why no test kills them (printed with them; still counted
 # as survivors).  Same matching as EQUIVALENT.
 SURVIVING: list[tuple[str, str, str, str, str]] = [
+    ("sources", "ExceptionReplacer", "            except (OSError, ValueError) as e:", "",
+     "capture_path failing with OSError on a file that exists, is a file and is not empty: the tests run as "
+     "root here, where opening such a file for reading does not fail (no permission to take away)"),
+    ("sources", "ReplaceOrWithAnd", "raise SourceError(f\"{name}: {getattr(e, 'strerror', None) or e}\")", "",
+     "the message of that same unreachable-as-root OSError (see above)"),
+    ("sources", "ExceptionReplacer", "    except Exception:  # pragma: no cover - an OpenCV without cv2.utils.logging", "",
+     "an OpenCV without cv2.utils.logging: the one installed here has it"),
+    ("sources", "NumberReplacer", "kind: str | None = None, open_timeout: float = 10.0):", "",
+     "CaptureSource's default timeout (10 s; the callers that open streams pass theirs): a test of it would "
+     "wait 10 s; the timeouts themselves are tested with 0.3 s and 1 s"),
+    ("sources", "NumberReplacer", "int(open_timeout * 1000)", "",
+     "the stream open/read timeout 1 ms longer or shorter per second (1001 / 999 ms): a test sees the timeout "
+     "work (a silent server fails after 0.3 s, not FFmpeg's default), not its last millisecond"),
+    ("sources", "NumberReplacer", "and np.isfinite(fps) and 0 < fps <= 1000", "-1 < fps",
+     "a frame rate between -1 and 0 taken as known: OpenCV reports FFmpeg's rates, ratios of unsigned header "
+     "fields, so no file made here has a negative rate"),
+    ("sources", "ReplaceOrWithAnd", "if not isinstance(root, Path) or not (root / \"input\").is_dir():", "",
+     "the demo clip installed without files (a zipped package): this install has them, so both operands are False"),
     ("analyzer", "*", "COMPILE_NOTICE_SECONDS = 3.0", "",
      "when the 'compiling' notice appears (a first frame slower than 3 s): no test times a real first-run "
      "compile (40-80 s), and a test that restated the number would not be a behaviour"),
