@@ -8,10 +8,11 @@ the first output exists, as systemd or Ctrl-C would.
 """
 from __future__ import annotations
 
-import argparse
+import io
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -95,11 +96,14 @@ def test_bad_options_are_one_line(argv, msg):
     (["--cluster", "local", "--chunk-warmup", "-0.5"], "--chunk and --chunk-warmup must be 0 or more"),
     (["--cluster", "local", "--retries", "-1"], "--retries must be 0 or more"),
     (["--cluster", "local:0"], "--cluster local:N needs N >= 1"),
+    # good values, then the address is refused: the checks above let them through
+    (["--cluster", "local:0", "--chunk", "0", "--chunk-warmup", "0", "--retries", "0"], "--cluster local:N needs N >= 1"),
+    (["--cluster", "local:0", "--chunk-warmup", "0.5"], "--cluster local:N needs N >= 1"),
 ])
 def test_cluster_flags_are_checked(argv, msg):
     """Planted: `args.cluster is not None`, `retries != 3`, `if not on`, `jobs == 1`, `chunk < 1` /
-    `<= 0`, `chunk_warmup is None`, `and` -> `or`, `retries < 1` / `< -1`, parse_cluster not reached
-    (a `return` for every cluster)."""
+    `<= 0`, `chunk_warmup is None`, `chunk_warmup < 1`, `and` -> `or`, `retries < 1` / `<= 0` / `< -1`,
+    parse_cluster not reached."""
     with pytest.raises(ParameterError) as e:
         process_cmd._check_cluster_args(_args(*argv))
     assert str(e.value) == msg
@@ -112,6 +116,13 @@ def test_good_cluster_flags_pass_without_a_cluster():
 
 
 # ------------------------------------------------------------------------------ inputs and names
+def test_out_is_required(capsys):
+    """Planted: --out required=False (a run without it ends in an internal error, not a usage line)."""
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["process", "clip.mp4"])
+    assert e.value.code == 2 and "the following arguments are required: -o/--out" in capsys.readouterr().err
+
+
 def test_a_folder_of_clips_stands_for_its_videos_in_natural_order(tmp_path):
     """Planted: `classify(spec) != "folder"`, `if any(...)` (not dropped), `suffix not in VIDEO_EXTS`,
     the suffix not lowered, `if not videos`, the `continue` replaced by `break`."""
@@ -138,13 +149,14 @@ def test_inputs_of_the_same_name_get_numbered_folders():
 # -------------------------------------------------------------------------------------- messages
 def test_log_format_and_levels(capsys):
     """Planted: `rec.levelno != logging.INFO`, the level test of setup_logging swapped (`if not verbose`,
-    `if not quiet`), propagate True, handlers kept (each message twice)."""
+    `if not quiet`), verbose=True as its default, propagate True, handlers kept (each message twice)."""
     for quiet, verbose, level in ((False, False, logging.INFO), (True, False, logging.WARNING),
                                   (False, True, logging.DEBUG), (True, True, logging.DEBUG)):
         process_cmd.setup_logging(quiet, verbose)
         assert process_cmd.log.level == level and len(process_cmd.log.handlers) == 1
         assert process_cmd.log.propagate is False
     process_cmd.setup_logging()
+    assert process_cmd.log.level == logging.INFO                 # the defaults: neither quiet nor verbose
     process_cmd.log.info("done %d", 3)
     process_cmd.log.warning("careful")
     assert capsys.readouterr().err == "kl-motion: done 3\nkl-motion: warning: careful\n"
@@ -184,7 +196,9 @@ def test_summary_table():
 # ----------------------------------------------------------------------------------------- runs
 def test_a_batch_with_a_bad_input_exits_2_with_a_summary(tmp_path, capsys):
     """Planted: EXIT_FAILED 3 / 1, `any(not r.failed ...)`, `len(inputs) > 2` / `>= 1` for the summary,
-    `if args.quiet` for it, max_frames not passed, the input loop stopping at once (`if not stop.is_set()`)."""
+    `if args.quiet` for it, max_frames not passed, the input loop stopping at once (`if not stop.is_set()`),
+    `jobs >= 1` (one input run in a worker process), `if not warn`, _bar's `quiet or sys.stderr.isatty()`,
+    exist_ok=False for --out (a folder that exists refused)."""
     good = _folder(tmp_path / "cam", 6)
     out = tmp_path / "o"
     assert main(["process", str(good), str(tmp_path / "missing.avi"), str(good), "--out", str(out), "--no-report",
@@ -194,10 +208,36 @@ def test_a_batch_with_a_bad_input_exits_2_with_a_summary(tmp_path, capsys):
     assert o.splitlines()[-1] == "2 of 3 inputs processed without error"
     assert sorted(p.name for p in out.iterdir()) == ["cam", "cam-2"]
     assert (out / "cam" / "stats.csv").read_text().count("\n") == 5           # header + 4 frames
-    assert main(["process", str(good), "--out", str(tmp_path / "p"), "--no-report", "--no-mask"]) == 0
-    assert main(["process", str(good), str(good), "--out", str(tmp_path / "q"), "--no-report", "--no-mask", "-q"]) == 0
+    assert "\r" not in e                       # stderr is not a terminal: no progress bar drawn
+    assert main(["process", str(good), "--out", str(tmp_path / "p"), "--no-report", "--no-mask", "-v"]) == 0
     o, e = capsys.readouterr()
-    assert o == ""                                                            # one input, then -q: no table
+    assert "numba thread(s)" in e and " jobs x " not in e                    # run here, not in worker processes
+    assert main(["process", str(good), str(good), "--out", str(out), "--no-report", "--no-mask", "-q", "--force"]) == 0
+    o, e = capsys.readouterr()
+    assert o == "" and e == ""                                                # -q: no table, no line, no empty warning
+    assert main(["process", str(good), "--out", str(tmp_path / "r"), "--no-report", "--no-mask", "-q",
+                 "--threads", "4096"]) == 0
+    assert "oversubscribed as asked" in capsys.readouterr().err
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_progress_bar_on_a_terminal_only_and_not_with_q(tmp_path, monkeypatch):
+    """Planted: `quiet or sys.stderr.isatty()` / `not quiet or ...` in _bar, leave=True, `total is None`
+    in the progress callback (a bar without its total)."""
+    assert process_cmd._bar(True, 5, "x") is None
+    monkeypatch.setattr(sys, "stderr", _Tty())
+    assert process_cmd._bar(True, 5, "x") is None
+    b = process_cmd._bar(False, 5, "x")
+    assert b is not None and b.total == 5
+    b.close()
+    assert "x:   0%|" in sys.stderr.getvalue() and "\n" not in sys.stderr.getvalue()   # cleared, not left on screen
+    good = _folder(tmp_path / "cam", 6)
+    assert main(["process", str(good), "--out", str(tmp_path / "o"), "--no-report", "--no-mask"]) == 0
+    assert "cam:   0%| " in sys.stderr.getvalue() and " 0/6 [" in sys.stderr.getvalue()   # the bar knows the total
 
 
 def test_the_output_folder_is_checked_first(tmp_path, capsys):
