@@ -294,12 +294,54 @@ EQUIVALENT += [
      "fps 0 is falsy: `bool(fps)` already makes it unknown, as 0 < fps does"),
 ]
 
+EQUIVALENT += [
+    ("process_cmd", "NumberReplacer", 'r.add_argument("--max-frames", type=int, default=0,', "default= -1",
+     "_options takes max(0, max_frames): -1 gives 0, as 0 does"),
+    ("process_cmd", "NumberReplacer", 'r.add_argument("--reconnect-attempts", type=int, default=0,', "default= -1",
+     "_options takes max(0, reconnect_attempts): -1 gives 0, as 0 does"),
+    ("process_cmd", "NumberReplacer", "zone_mask(params, 8, 8)", "",
+     "the up-front check only loads and checks the zone mask image (the mask made is thrown away): a 7 or 9 "
+     "pixel size reads and refuses the same images"),
+    ("process_cmd", "ReplaceBreakWithContinue", "                    break", "continue",
+     "the stop event is never cleared: once set, every later input is skipped by `continue` as by `break`"),
+    ("process_cmd", "NumberReplacer", "return 128 + got[0] if got else EXIT_INTERRUPTED", "got[ -1]",
+     "got holds at most one signal: a second one raises KeyboardInterrupt in on_signal before it is appended"),
+]
+
+_PARALLEL = ("the --jobs path (worker processes started by spawn): no in-process test runs it (a --jobs run costs "
+             "10-25 s here, above the few seconds a test of this list may take); the subprocess tests with --jobs "
+             "(test_faults, test_threads) were not run against these mutants")
+
 # Surviving mutants that are not equivalent: why no test kills them (printed with them; still counted
 # as survivors).  Same matching as EQUIVALENT.
 SURVIVING: list[tuple[str, str, str, str, str]] = [
+    ("process_cmd", "*", "EXIT_INTERRUPTED = 130", "",
+     "the exit code when an input reports 'interrupted' without a stop signal here (the cluster path's "
+     "cancelled tasks): the in-process runs stop by a signal, which gives 128 + its number"),
+    ("process_cmd", "ReplaceOrWithAnd", 'if interrupted or any(r.status == "interrupted" for r in reports):', "",
+     "the same case: a report 'interrupted' without a stop signal here, which only the cluster path makes"),
+    ("process_cmd", "ExceptionReplacer", "        except Exception:  # pragma: no cover", "",
+     "tqdm.write failing inside the log handler: not made to fail by any test"),
+    ("process_cmd", "ExceptionReplacer", "        except ImportError:", "",
+     "--mqtt without paho-mqtt installed: this environment has it ([mqtt] extra)"),
+    ("process_cmd", "*", 'if args.cluster and not args.cluster.lower().startswith("local"):', "",
+     "absolute paths for a remote Dask cluster: no test of this list runs a cluster (tests/test_cluster.py does, "
+     "in subprocesses, not run against these mutants)"),
+    ("process_cmd", "*", "inputs = [str(Path(s).resolve()) if Path(s).exists() else s for s in inputs]", "",
+     "the same remote-cluster branch"),
+    ("process_cmd", "ReplaceUnaryOperator_Delete_Not", "parallel = jobs > 1 and not args.cluster", "", _PARALLEL),
+    ("process_cmd", "NumberReplacer", "parallel = jobs > 1 and not args.cluster", "jobs > 2", _PARALLEL),
+    ("process_cmd", "AddNot", "    if parallel:", "    if not parallel:", _PARALLEL + " (with --jobs 1 the mutant only swaps the "
+     "threading.Event for a multiprocessing one, which stops the run the same way)"),
+    ("process_cmd", "*", "hup = getattr(signal", "", _PARALLEL),
+    ("process_cmd", "*", "before = signal.signal(hup, signal.SIG_IGN) if hup is not None else None", "", _PARALLEL),
+    ("process_cmd", "*", "            if hup is not None:", "", _PARALLEL),
+    ("process_cmd", "*", "    for sig in STOP_SIGNALS:      # the parent asks us to stop via `stop`", "", _PARALLEL),
+
     ("sources", "ExceptionReplacer", "            except (OSError, ValueError) as e:", "",
-     "capture_path failing with OSError on a file that exists, is a file and is not empty: the tests run as "
-     "root here, where opening such a file for reading does not fail (no permission to take away)"),
+     "capture_path failing on a non-UTF-8 name of a file that exists, is a file and is not empty: OSError "
+     "needs an open that fails, but the tests run as root here (no permission to take away); ValueError needs "
+     "a system without /proc/self/fd (not Linux)"),
     ("sources", "ReplaceOrWithAnd", "raise SourceError(f\"{name}: {getattr(e, 'strerror', None) or e}\")", "",
      "the message of that same unreachable-as-root OSError (see above)"),
     ("sources", "ExceptionReplacer", "    except Exception:  # pragma: no cover - an OpenCV without cv2.utils.logging", "",
@@ -334,12 +376,20 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
 ]
 
 
+# Whole functions whose surviving mutants survive for one reason: (module, function) -> why
+SURVIVING_FUNCTIONS: dict[tuple[str, str], str] = {
+    ("process_cmd", "_run_parallel"): _PARALLEL, ("process_cmd", "run_pool"): _PARALLEL,
+    ("process_cmd", "failed"): _PARALLEL, ("process_cmd", "_worker_init"): _PARALLEL,
+    ("process_cmd", "_worker"): _PARALLEL,
+}
+
+
 def survivor_reason(module: str, r: dict) -> str | None:
     old, new = _changed(r["diff"])
     for mod, op, before, after, why in SURVIVING:
         if mod == module and op in ("*", r["op"]) and before in old and after in new:
             return why
-    return None
+    return SURVIVING_FUNCTIONS.get((module, r.get("fn", "")))
 
 
 _ANNOTATION = re.compile(r"^\s*(async\s+)?def\s|^\s*[\w.]+\s*:\s*[^=]*\|")
