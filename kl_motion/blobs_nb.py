@@ -408,6 +408,40 @@ def pack255(raw, nw):
 
 
 @njit(**_JIT)
+def pack_nonzero(raw, nw):
+    """Bits of raw != 0 (raw: uint8, C-contiguous, width a multiple of 8): (H, nw) uint64."""
+    H, W = raw.shape
+    per_row = W // 8
+    words = raw.reshape(H * W).view(np.uint64)
+    B = np.zeros((H, nw), np.uint64)
+    for y in range(H):
+        base = y * per_row
+        for q in range(per_row):
+            x = words[base + q]
+            if x == _U0:
+                continue
+            z = ((x & _B7F) + _B7F) | x                # 0x80 in each nonzero byte
+            k = q >> 3
+            B[y, k] |= (((z & ~_B7F) >> _S7) * _GATHER) >> _S56 << np.uint64((q & 7) * 8)
+    return B
+
+
+@njit(**_JIT)
+def paint_bits_where_zero(out, S, value):
+    """out[y, x] = value where bit x of row y of S is set and out[y, x] is 0."""
+    H, nw = S.shape
+    for y in range(H):
+        for k in range(nw):
+            w = S[y, k]
+            while w != _U0:
+                x = 64 * k + _ctz(w)
+                if out[y, x] == 0:
+                    out[y, x] = value
+                w &= w - _U1
+    return out
+
+
+@njit(**_JIT)
 def median3(B, W):
     """3x3 median of a 0/255 image given as bits (at least 5 of 9 set), edges replicated."""
     H, nw = B.shape

@@ -52,8 +52,17 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
     protects, whatever the output's minimum area.
     """
     W = raw.shape[1]
-    bits = _foreground_bits(raw, p)
-    if bits is None or p.detect_shadows:
+    med: list = []
+    bits = _foreground_bits(raw, p, med if p.detect_shadows and zone is None else None)
+    sbits = None
+    if bits is not None and med:
+        # shadow = (median(raw) == 127) for a 0/127/255 image: median(raw != 0) and not median(raw == 255),
+        # as bits (no full-frame median and comparisons)
+        nz = blobs_nb.pack_nonzero(raw, bits.shape[1])
+        if p.median_size > 1:
+            nz = blobs_nb.median3(nz, W)
+        sbits = nz & ~med[0]
+    elif bits is None or p.detect_shadows:
         m = raw
         if p.median_size > 1:
             m = cv2.medianBlur(m, p.median_size | 1)
@@ -88,8 +97,8 @@ def clean(raw: np.ndarray, p: Params, zone: np.ndarray | None = None, area_scale
             blobs_nb.paint_runs(feedback, ry, rs, re, comp, fbig)
     blobs_nb.paint_runs(fg, ry, rs, re, comp, big)
     out = fg
-    shadow = None
-    if p.detect_shadows:
+    shadow = sbits
+    if p.detect_shadows and sbits is None:
         shadow = (m == 127)
         if zone is not None:
             shadow &= zone.astype(bool)
@@ -111,7 +120,10 @@ def _finish(out: np.ndarray, kept: np.ndarray, p: Params, zone: np.ndarray | Non
         if zone is not None:
             out[zone == 0] = 0
     if shadow is not None:
-        out[shadow & (out == 0)] = 127
+        if shadow.dtype == np.uint64:                  # bits (clean's fast path)
+            blobs_nb.paint_bits_where_zero(out, shadow, np.uint8(127))
+        else:
+            out[shadow & (out == 0)] = 127
 
 
 def _element(n: int):
@@ -139,11 +151,11 @@ def _element(n: int):
     return e or None
 
 
-def _foreground_bits(raw: np.ndarray, p: Params) -> np.ndarray | None:
+def _foreground_bits(raw: np.ndarray, p: Params, median: list | None = None) -> np.ndarray | None:
     """clean()'s foreground before zones: (median(raw) == 255), closed, opened, as bits
     (blobs_nb.pack255's layout), computed 64 pixels at a time; None when the bit kernels do
     not apply (median larger than 3, width not a multiple of 8, unusual input): then OpenCV
-    does it."""
+    does it.  ``median`` (a list) receives the bits of median(raw) == 255, before the closing."""
     H, W = raw.shape[:2]
     if (raw.ndim != 2 or raw.dtype != np.uint8 or not raw.flags.c_contiguous or W % 8 or H < 1
             or p.median_size > 3):
@@ -158,6 +170,8 @@ def _foreground_bits(raw: np.ndarray, p: Params) -> np.ndarray | None:
     B = blobs_nb.pack255(raw, (W + 63) // 64)
     if p.median_size > 1:
         B = blobs_nb.median3(B, W)
+    if median is not None:
+        median.append(B)
     for (spans, rows), close in ops:
         B = blobs_nb.morph(B, W, spans, rows, close)
         B = blobs_nb.morph(B, W, spans, rows, not close)
