@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -285,3 +286,70 @@ def test_a_stop_signal_closes_the_outputs_and_reports_the_rest_not_started(tmp_p
     assert 0 < n < 3000 and not (out / "second").exists()
     assert (out / "long" / "mask.mkv").is_file() and not list(out.rglob("*.part*"))
 
+
+
+def test_jobs_run_the_inputs_in_worker_processes_and_report_in_input_order(tmp_path, capfd):
+    """--jobs 2: the inputs run in two spawned workers (1-3 s here on a quiet machine); the summary
+    keeps the order of the inputs although the short one ends first; a bad input fails alone.
+    Planted: `jobs > 2` for parallel (run here instead), the reports not sorted (`order.get(...)`
+    ignored), `for f in []` in run_pool (no result), the bar tests reversed (`bar is None`: None.update)."""
+    a, b = _folder(tmp_path / "a", 4), _folder(tmp_path / "b", 30)
+    out = tmp_path / "o"
+    assert main(["process", str(b), str(tmp_path / "missing.avi"), str(a), "--jobs", "2", "--out", str(out),
+                 "--no-report", "--no-mask", "-v"]) == 2
+    o, e = capfd.readouterr()
+    assert [line.split()[:2] for line in o.splitlines()[2:5]] == \
+        [[str(b), "ok"], [str(tmp_path / "missing.avi"), "failed"], [str(a), "ok"]]
+    assert o.splitlines()[-1] == "2 of 3 inputs processed without error"
+    assert "kl-motion: debug: 2 jobs x 1 thread(s) each" in e
+    assert len(re.findall(r"debug: worker \d+: \d+ numba thread\(s\)", e)) == 3        # -v: logged in the workers
+    assert (out / "a" / "stats.csv").read_text().count("\n") == 5
+    assert (out / "b" / "stats.csv").read_text().count("\n") == 31
+
+
+def _children() -> list[int]:
+    pids = []
+    for t in os.listdir(f"/proc/{os.getpid()}/task"):
+        try:
+            pids += [int(c) for c in Path(f"/proc/{os.getpid()}/task/{t}/children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def test_a_killed_worker_is_replaced_and_its_input_run_again_alone(tmp_path, capfd):
+    """--jobs 2 and the worker of the long input killed (as the OOM killer would) while it writes:
+    the pool breaks, the inputs it took down run again, each alone in a new process, and the run
+    ends as if nothing happened.  Planted: BrokenProcessPool not caught, `if not broken` for the
+    warning, `for s, d in []` (the lost inputs never run again: no report), `if not stop.is_set()`,
+    `if not run_pool(...)` (a good rerun reported as a crash), `run_pool(..., 0)`."""
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs /proc/PID/task/PID/children to find the worker processes")
+    long_ = _video(tmp_path / "long.avi", 600)
+    short = _folder(tmp_path / "short", 4)
+    out = tmp_path / "o"
+    part = out / "long" / "mask.part.mkv"
+    killed = []
+
+    def kill_the_worker_of_long():
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end and not killed:
+            for c in _children():
+                try:
+                    if any(os.path.realpath(f"/proc/{c}/fd/{fd}") == str(part) for fd in os.listdir(f"/proc/{c}/fd")):
+                        os.kill(c, signal.SIGKILL)
+                        killed.append(c)
+                        break
+                except OSError:
+                    continue
+            time.sleep(0.005)
+
+    threading.Thread(target=kill_the_worker_of_long, daemon=True).start()
+    code = main(["process", str(long_), str(short), "--jobs", "2", "--out", str(out), "--no-report"])
+    o, e = capfd.readouterr()
+    assert killed, "the worker of long.avi was not found"
+    assert code == 0, e
+    assert "kl-motion: warning: a worker process crashed; running its " in e
+    assert [line.split()[:2] for line in o.splitlines()[2:4]] == [[str(long_), "ok"], [str(short), "ok"]]
+    assert (out / "long" / "stats.csv").read_text().count("\n") == 601          # all of it, run again
+    assert (out / "short" / "stats.csv").read_text().count("\n") == 5
