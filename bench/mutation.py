@@ -304,13 +304,18 @@ EQUIVALENT += [
      "pixel size reads and refuses the same images"),
     ("process_cmd", "ReplaceBreakWithContinue", "                    break", "continue",
      "the stop event is never cleared: once set, every later input is skipped by `continue` as by `break`"),
+    ("process_cmd", "ReplaceBreakWithContinue", "            break", "            continue",
+     "the stop event is never cleared: once set, `continue` skips every later lost input as `break` does"),
+    ("process_cmd", "NumberReplacer", "        if run_pool([(s, d)], 1):", "run_pool([(s, d)], 2)",
+     "a pool of two workers given one input runs it in one of them, as a pool of one does (one more idle process)"),
+    ("process_cmd", "NumberReplacer", "reports.sort(key=lambda r: order.get(r.out_dir, 0))", "",
+     "the default is never used: every report's out_dir is one of `dirs` (the reports are made from them)"),
     ("process_cmd", "NumberReplacer", "return 128 + got[0] if got else EXIT_INTERRUPTED", "got[ -1]",
      "got holds at most one signal: a second one raises KeyboardInterrupt in on_signal before it is appended"),
 ]
 
-_PARALLEL = ("the --jobs path (worker processes started by spawn): no in-process test runs it (a --jobs run costs "
-             "10-25 s here, above the few seconds a test of this list may take); the subprocess tests with --jobs "
-             "(test_faults, test_threads) were not run against these mutants")
+_PARALLEL = ("a detail of the --jobs path that the two in-process --jobs tests do not reach (each --jobs run costs "
+             "1-4 s); the subprocess tests with --jobs (test_faults, test_threads) were not run against these mutants")
 
 # Surviving mutants that are not equivalent: why no test kills them (printed with them; still counted
 # as survivors).  Same matching as EQUIVALENT.
@@ -331,8 +336,24 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
      "the same remote-cluster branch"),
     ("process_cmd", "ReplaceUnaryOperator_Delete_Not", "parallel = jobs > 1 and not args.cluster", "", _PARALLEL),
     ("process_cmd", "NumberReplacer", "parallel = jobs > 1 and not args.cluster", "jobs > 2", _PARALLEL),
-    ("process_cmd", "AddNot", "    if parallel:", "    if not parallel:", _PARALLEL + " (with --jobs 1 the mutant only swaps the "
-     "threading.Event for a multiprocessing one, which stops the run the same way)"),
+    ("process_cmd", "AddNot", "    if parallel:", "    if not parallel:", "with --jobs 1 the mutant only swaps the "
+     "threading.Event for a multiprocessing one, which stops the run the same way; with --jobs 2 the pool gets no "
+     "context (fork, Linux's default, instead of spawn) and a threading.Event, which the forked workers copy: "
+     "the same results in the --jobs tests"),
+    ("process_cmd", "NumberReplacer", "bar.update(1)", "", "the --jobs progress bar's count, drawn on a terminal "
+     "only: the --jobs tests run without one (a fake terminal would need a third --jobs run)"),
+    ("process_cmd", "*", "            if bar is not None:", "", "the progress bar when an input crashes its worker "
+     "again when run alone (no test makes a worker crash twice) or finished before the pool broke (timing)"),
+    ("process_cmd", "ReplaceContinueWithBreak", "            continue", "            break",
+     "after an input that had finished before the pool broke (its summary.json found), the later lost inputs "
+     "would be skipped: the killed-worker test kills the worker of the input still running, so the finished-"
+     "before-the-break case depends on timing and is not made"),
+    ("process_cmd", "ZeroIterationForLoop", "    for sig in STOP_SIGNALS:", "",
+     "the workers ignore SIGINT/SIGTERM/SIGHUP (a terminal's Ctrl-C or systemd reaches the whole process group; "
+     "the parent stops them through the Event): no in-process test signals the workers (test_faults' SIGTERM "
+     "test does, by killpg on a subprocess run, not run against these mutants)"),
+    ("process_cmd", "ExceptionReplacer", "except Exception as e:  # pragma: no cover - process_input reports",
+     "", "process_input reports its own errors: a worker raising otherwise is not made by any test"),
     ("process_cmd", "*", "hup = getattr(signal", "", _PARALLEL),
     ("process_cmd", "*", "before = signal.signal(hup, signal.SIG_IGN) if hup is not None else None", "", _PARALLEL),
     ("process_cmd", "*", "            if hup is not None:", "", _PARALLEL),

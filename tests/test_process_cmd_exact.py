@@ -292,11 +292,14 @@ def test_jobs_run_the_inputs_in_worker_processes_and_report_in_input_order(tmp_p
     """--jobs 2: the inputs run in two spawned workers (1-3 s here on a quiet machine); the summary
     keeps the order of the inputs although the short one ends first; a bad input fails alone.
     Planted: `jobs > 2` for parallel (run here instead), the reports not sorted (`order.get(...)`
-    ignored), `for f in []` in run_pool (no result), the bar tests reversed (`bar is None`: None.update)."""
+    ignored), `for f in []` in run_pool (no result), the bar tests reversed (`bar is None`: None.update),
+    SIGHUP not restored (`if hup is None`)."""
     a, b = _folder(tmp_path / "a", 4), _folder(tmp_path / "b", 30)
     out = tmp_path / "o"
+    hup = signal.getsignal(signal.SIGHUP)
     assert main(["process", str(b), str(tmp_path / "missing.avi"), str(a), "--jobs", "2", "--out", str(out),
                  "--no-report", "--no-mask", "-v"]) == 2
+    assert signal.getsignal(signal.SIGHUP) == hup      # ignored only while the multiprocessing Event is made
     o, e = capfd.readouterr()
     assert [line.split()[:2] for line in o.splitlines()[2:5]] == \
         [[str(b), "ok"], [str(tmp_path / "missing.avi"), "failed"], [str(a), "ok"]]
