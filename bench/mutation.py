@@ -356,7 +356,6 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
      "", "process_input reports its own errors: a worker raising otherwise is not made by any test"),
     ("process_cmd", "*", "hup = getattr(signal", "", _PARALLEL),
     ("process_cmd", "*", "before = signal.signal(hup, signal.SIG_IGN) if hup is not None else None", "", _PARALLEL),
-    ("process_cmd", "*", "            if hup is not None:", "", _PARALLEL),
     ("process_cmd", "*", "    for sig in STOP_SIGNALS:      # the parent asks us to stop via `stop`", "", _PARALLEL),
 
     ("sources", "ExceptionReplacer", "            except (OSError, ValueError) as e:", "",
