@@ -195,7 +195,7 @@ class CaptureSource(Source):
         self.kind = kind
         self.spec = spec
         self._fd = None
-        name = shown(spec)
+        name = redact(shown(spec)) if kind == "stream" else shown(spec)   # errors and info.name: no password
         if kind == "file":
             p = Path(str(spec))
             if not p.exists():

@@ -293,6 +293,22 @@ def test_a_silent_stream_fails_after_the_open_timeout(tmp_path):
         srv.close()
 
 
+def test_a_stream_error_does_not_show_the_urls_password():
+    """The Python API's SourceError for a stream names it without the password in its URL (the CLI
+    redacted its own messages; open_source's did not).  Planted: the name not redacted."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    try:
+        port = srv.getsockname()[1]
+        with pytest.raises(SourceError) as e:
+            CaptureSource(f"http://viewer:s3cret-pw@127.0.0.1:{port}/v", open_timeout=0.3)
+        assert "s3cret-pw" not in str(e.value)
+        assert str(e.value) == f"http://viewer:***@127.0.0.1:{port}/v: cannot open stream"
+    finally:
+        srv.close()
+
+
 def test_a_stream_that_stalls_ends_after_the_read_timeout():
     """An MJPEG-over-HTTP server that sends 30 frames and then nothing (the connection kept open):
     the read after the 30th gives None after about open_timeout.  Planted: `int(open_timeout / 1000)` for the
