@@ -34,6 +34,7 @@ _GATHER = np.uint64(0x0102040810204080)
 _S7 = np.uint64(7)
 _S56 = np.uint64(56)
 _S63 = np.uint64(63)
+_U64 = np.uint64(64)
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 _CTZ = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51,
                  43, 22, 45, 39, 33, 30, 24, 18, 12, 5, 63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52,
@@ -499,46 +500,72 @@ def _dilate(B, W, spans, rows, invert):
     lastmask = _ONES >> np.uint64(63 - ((W - 1) & 63))   # the valid bits of the last word
     flip = _ONES if invert else _U0
     ns = spans.shape[0]
-    Hs = np.empty((ns, H, nw), np.uint64)             # horizontal pass, one per distinct span
+    maxr = 0
+    for s in range(ns):
+        maxr = max(maxr, abs(spans[s, 0]), abs(spans[s, 1]))
+    cr = np.zeros(maxr + 1, np.uint64)                # pixels i+1..i+d of a word, OR-ed (cr[d])
+    cl = np.zeros(maxr + 1, np.uint64)                # pixels i-1..i-d
+    Hs = np.empty((ns * H, nw), np.uint64)            # horizontal pass: span s of row y at s * H + y
     ext = np.zeros(nw + 2, np.uint64)                 # a row with a 0 word at each end
     for y in range(H):
         for k in range(nw):
             ext[k + 1] = B[y, k] ^ flip
         ext[nw] &= lastmask
-        for s in range(ns):
-            lo = spans[s, 0]
-            hi = spans[s, 1]
-            for k in range(nw):
-                p = ext[k]
-                c = ext[k + 1]
-                n = ext[k + 2]
-                acc = c if lo <= 0 <= hi else _U0
-                for d in range(max(lo, 1), hi + 1):       # bit i <- pixel i + d
-                    acc |= (c >> np.uint64(d)) | (n << np.uint64(64 - d))
-                for d in range(max(-hi, 1), -lo + 1):     # bit i <- pixel i - d
-                    acc |= (c << np.uint64(d)) | (p >> np.uint64(64 - d))
-                Hs[s, y, k] = acc
-    out = np.zeros_like(B)
+        for k in range(nw):
+            p = ext[k]
+            c = ext[k + 1]
+            n = ext[k + 2]
+            accr = _U0
+            accl = _U0
+            for d in range(1, maxr + 1):
+                ud = np.uint64(d)
+                accr |= (c >> ud) | (n << (_U64 - ud))    # bit i <- pixel i + d
+                accl |= (c << ud) | (p >> (_U64 - ud))    # bit i <- pixel i - d
+                cr[d] = accr
+                cl[d] = accl
+            for s in range(ns):
+                Hs[s * H + y, k] = c | cr[spans[s, 1]] | cl[-spans[s, 0]]
+    out = np.empty_like(B)
+    nr = rows.shape[0]
     for y in range(H):
-        o = out[y]
-        for t in range(rows.shape[0]):
+        for k in range(nw):
+            out[y, k] = _U0
+        for t in range(nr):
             r = y + rows[t, 0]
             if 0 <= r < H:                            # rows outside the image: 0
-                h = Hs[rows[t, 1], r]
+                i = rows[t, 1] * H + r
                 for k in range(nw):
-                    o[k] |= h[k]
+                    out[y, k] |= Hs[i, k]
         for k in range(nw):
-            o[k] ^= flip
-        o[nw - 1] &= lastmask
+            out[y, k] ^= flip
+        out[y, nw - 1] &= lastmask
     return out
 
 
 def morph(B, W, spans, rows, dilate):
     """Dilation (dilate=True) or erosion of a bit image with a structuring element given as
     rows (dy, index into spans) and spans (dx_lo, dx_hi): element row dy covers dx_lo..dx_hi
-    (offsets from the anchor, |dx| < 64). Outside the image dilation sees 0, erosion 1:
+    (offsets from the anchor, dx_lo <= 0 <= dx_hi, |dx| < 64). Outside the image dilation sees 0, erosion 1:
     erosion is the complement of the dilation of the complement."""
     return _dilate(B, W, spans, rows, not dilate)
+
+
+_SPREAD = np.zeros(256, np.uint64)                    # byte -> its 8 bits as 8 bytes of 0/1
+for _b in range(256):
+    for _i in range(8):
+        if (_b >> _i) & 1:
+            _SPREAD[_b] |= np.uint64(1) << np.uint64(8 * _i)
+
+
+@njit(inline="always", **_JIT)
+def _unpack_row(w, words, q0, nq):
+    """The low 8 * nq bits of w as nq words of 8 bytes 0/1 from words[q0]."""
+    if w == _U0:
+        for q in range(nq):
+            words[q0 + q] = _U0
+    else:
+        for q in range(nq):
+            words[q0 + q] = _SPREAD[(w >> np.uint64(q * 8)) & np.uint64(255)]
 
 
 @njit(**_JIT)
@@ -548,27 +575,55 @@ def unpack01(B, W):
     per_row = W // 8
     out = np.empty((H, W), np.uint8)
     words = out.reshape(H * W).view(np.uint64)
-    spread = np.empty(256, np.uint64)                 # byte -> 8 bytes of 0/1
-    for b in range(256):
-        v = _U0
-        for i in range(8):
-            if (b >> i) & 1:
-                v |= _U1 << np.uint64(8 * i)
-        spread[b] = v
     full = per_row // 8                               # words with 64 pixels
     for y in range(H):
         base = y * per_row
         for k in range(full):
-            w = B[y, k]
-            q0 = base + k * 8
-            if w == 0:
-                for q in range(8):
-                    words[q0 + q] = _U0
-            else:
-                for q in range(8):
-                    words[q0 + q] = spread[(w >> np.uint64(q * 8)) & np.uint64(255)]
+            _unpack_row(B[y, k], words, base + k * 8, 8)
         if full < nw:
-            w = B[y, full]
-            for q in range(per_row - full * 8):
-                words[base + full * 8 + q] = spread[(w >> np.uint64(q * 8)) & np.uint64(255)]
+            _unpack_row(B[y, full], words, base + full * 8, per_row - full * 8)
     return out
+
+
+@njit(**_JIT)
+def cover7(src, dst):
+    """dst = 1 where OpenCV's 7x7 ellipse around the pixel holds a nonzero pixel of src, else 0:
+    (cv2.dilate(src, ellipse 7x7) != 0), the restless feedback's cover (model.py).  src, dst:
+    uint8 (H, W), C-contiguous, W a multiple of 8.  The ellipse's rows are spans of radius 0, 2,
+    3, 3, 3, 2, 0 (dy = -3..3): one horizontal pass per radius on bits (64 pixels a word), then
+    the seven rows OR-ed and unpacked straight into dst."""
+    H, W = src.shape
+    nw = (W + 63) // 64
+    B = pack_nonzero(src, nw)                         # bits beyond W are 0
+    H2 = np.empty((H, nw), np.uint64)
+    H3 = np.empty((H, nw), np.uint64)
+    for y in range(H):
+        for k in range(nw):
+            c = B[y, k]
+            p = B[y, k - 1] if k > 0 else _U0
+            n = B[y, k + 1] if k + 1 < nw else _U0
+            a = c | (c >> _U1) | (n << _S63) | (c << _U1) | (p >> _S63)
+            a |= (c >> np.uint64(2)) | (n << np.uint64(62)) | (c << np.uint64(2)) | (p >> np.uint64(62))
+            H2[y, k] = a
+            H3[y, k] = a | (c >> np.uint64(3)) | (n << np.uint64(61)) | (c << np.uint64(3)) | (p >> np.uint64(61))
+    per_row = W // 8
+    words = dst.reshape(H * W).view(np.uint64)
+    full = per_row // 8
+    for y in range(H):
+        base = y * per_row
+        for k in range(nw):
+            acc = H3[y, k]
+            if y >= 1:
+                acc |= H3[y - 1, k]
+            if y + 1 < H:
+                acc |= H3[y + 1, k]
+            if y >= 2:
+                acc |= H2[y - 2, k]
+            if y + 2 < H:
+                acc |= H2[y + 2, k]
+            if y >= 3:
+                acc |= B[y - 3, k]
+            if y + 3 < H:
+                acc |= B[y + 3, k]
+            _unpack_row(acc, words, base + k * 8, 8 if k < full else per_row - full * 8)
+    return dst

@@ -139,7 +139,7 @@ def _element(n: int):
             xs = np.flatnonzero(k[ky])
             if len(xs) == 0:
                 continue
-            if xs[-1] - xs[0] + 1 != len(xs) or n > 63:
+            if xs[-1] - xs[0] + 1 != len(xs) or n > 63 or not xs[0] <= a <= xs[-1]:
                 spans = []
                 break
             s = (int(xs[0]) - a, int(xs[-1]) - a)

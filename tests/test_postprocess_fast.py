@@ -249,3 +249,28 @@ def test_label_bits_matches_label_runs():
         ref = blobs_nb.label_runs(m)
         for a, b in zip(got, ref):
             assert np.array_equal(a, b), trial
+
+
+def test_cover7_is_opencvs_7x7_ellipse_dilation():
+    """blobs_nb.cover7 (the restless feedback's cover) is cv2.dilate with the 7x7 ellipse, != 0:
+    single pixels (the element's exact shape, the corners left out), the image's edges and
+    corners, widths that fill the last 64-bit word and widths that do not, 0/127/255 masks.
+    Planted: a row of the element dropped (dy = +-3), radius 2 for the middle rows, the carry
+    from the next word left out: each fails."""
+    ell = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    one = np.zeros((15, 16), np.uint8)
+    one[7, 8] = 255
+    out = np.full_like(one, 9)
+    blobs_nb.cover7(one, out)
+    want = np.zeros_like(one)
+    want[4:11, 5:12] = ell
+    assert np.array_equal(out, want)
+    rng = np.random.default_rng(7)
+    for trial in range(120):
+        w = 8 * int(rng.integers(1, 30))
+        h = int(rng.integers(1, 40))
+        src = np.where(rng.random((h, w)) < rng.choice([0.0, 0.002, 0.03, 0.3]), 255, 0).astype(np.uint8)
+        src[rng.random((h, w)) < 0.01] = 127
+        out = np.full_like(src, 9)
+        blobs_nb.cover7(src, out)
+        assert np.array_equal(out, (cv2.dilate(src, ell) != 0).astype(np.uint8)), (w, h)
