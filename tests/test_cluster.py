@@ -429,3 +429,53 @@ def test_each_task_gets_its_share_of_the_cores(cluster):
         assert got < pool
     got, _ = client.submit(_numba_threads_in_a_task, dict(ctx, threads=1), pure=False).result(timeout=60)
     assert got == 1
+
+
+def _faults_of_frame_sized_blocks(n: int = 40, nbytes: int = 1 << 20) -> dict:
+    """Minor page faults of allocating, filling and freeing ``n`` blocks of ``nbytes`` one after the
+    other (as a frame loop does) in the process this runs in, and the MALLOC_TRIM_THRESHOLD_ it was
+    started with."""
+    import resource
+    a = np.ones(nbytes, np.uint8)               # one block first: glibc's own threshold adapts to it
+    del a
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        a = np.ones(nbytes, np.uint8)
+        del a
+    start = [x for x in Path("/proc/self/environ").read_bytes().split(b"\0") if x.startswith(b"MALLOC_TRIM")]
+    return dict(faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0, trim=start)
+
+
+def test_workers_keep_frame_sized_blocks_on_the_heap(cluster, monkeypatch):
+    """dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, with which glibc maps and unmaps
+    every block of 128 KiB or more: a page fault per 4 KiB of every frame (0.3 ms a 320x240 frame).
+    On a plain LocalCluster (the fixture's) 40 blocks of 1 MiB fault ~256 times each; after
+    kl_motion.cluster.heap_for_frames they reuse the heap; the workers' preload (dask_setup) runs it;
+    and `--cluster local` starts its workers without the variable.  Planted: heap_for_frames
+    returning at once, dask_setup not calling it, the variable kept in _start_local: each fails."""
+    from kl_motion.cluster import _start_local, heap_for_frames
+    from distributed import Client
+    _, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    before = client.run(_faults_of_frame_sized_blocks)
+    assert all(r["trim"] == [b"MALLOC_TRIM_THRESHOLD_=65536"] and r["faults"] > 40 * 200 for r in before.values()), before
+    assert all(client.run(heap_for_frames).values())
+    after = client.run(_faults_of_frame_sized_blocks)
+    assert all(r["faults"] < 40 * 20 for r in after.values()), after
+    # the preload, in a process started as dask's nanny starts a worker
+    code = ("import numpy as np, sys; sys.path.insert(0, %r); from test_cluster import _faults_of_frame_sized_blocks as f; "
+            "from kl_motion import cluster; cluster.dask_setup(None); cluster._preloaded.wait(120); print(f()['faults'])" % str(Path(__file__).parent))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536"))
+    assert r.returncode == 0 and int(r.stdout.split()[-1]) < 40 * 20, (r.stdout, r.stderr[-500:])
+    # the fixture's nanny left the variable in this process's environment (dask sets it there to
+    # spawn its workers): a fresh command has none
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    lc = _start_local(1, ())
+    try:
+        with Client(lc) as c:
+            c.wait_for_workers(1, timeout=60)
+            own = c.run(_faults_of_frame_sized_blocks)
+    finally:
+        lc.close()
+    assert all(r["trim"] == [] and r["faults"] < 40 * 20 for r in own.values()), own
