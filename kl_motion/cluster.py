@@ -325,10 +325,12 @@ def _start_local(n: int | None, stop_signals: tuple):
     n = n or cores()
     old = {s: signal.signal(s, signal.SIG_IGN) for s in stop_signals}
     # the workers' environment without dask's MALLOC_TRIM_THRESHOLD_ (see heap_for_frames; None
-    # unsets a variable of this setting)
+    # unsets a variable of this setting); and no statistical profiler in the workers (it samples
+    # every thread's stack every 10 ms for a dashboard that `local` does not start: 5-15 % of the
+    # workers' time on 2 cores, docs/headless.md)
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}, MALLOC_TRIM_THRESHOLD_=None)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}):
             return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                 silence_logs=logging.ERROR, preload=["kl_motion.cluster"])
     finally:

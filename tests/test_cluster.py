@@ -446,13 +446,18 @@ def _faults_of_frame_sized_blocks(n: int = 40, nbytes: int = 1 << 20) -> dict:
     return dict(faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0, trim=start)
 
 
-def test_workers_keep_frame_sized_blocks_on_the_heap(cluster, monkeypatch):
+def _profiler_scheduled(dask_worker) -> bool:
+    return "profile" in dask_worker.periodic_callbacks
+
+
+def test_workers_keep_frames_on_the_heap_and_local_ones_run_no_profiler(cluster, monkeypatch):
     """dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, with which glibc maps and unmaps
     every block of 128 KiB or more: a page fault per 4 KiB of every frame (0.3 ms a 320x240 frame).
     On a plain LocalCluster (the fixture's) 40 blocks of 1 MiB fault ~256 times each; after
     kl_motion.cluster.heap_for_frames they reuse the heap; the workers' preload (dask_setup) runs it;
-    and `--cluster local` starts its workers without the variable.  Planted: heap_for_frames
-    returning at once, dask_setup not calling it, the variable kept in _start_local: each fails."""
+    and `--cluster local` starts its workers without the variable, and without dask's statistical
+    profiler.  Planted: heap_for_frames returning at once, dask_setup not calling it, the variable kept
+    in _start_local, the profiler left on: each fails."""
     from kl_motion.cluster import _start_local, heap_for_frames
     from distributed import Client
     _, client = cluster
@@ -476,6 +481,9 @@ def test_workers_keep_frame_sized_blocks_on_the_heap(cluster, monkeypatch):
         with Client(lc) as c:
             c.wait_for_workers(1, timeout=60)
             own = c.run(_faults_of_frame_sized_blocks)
+            sampled = c.run(_profiler_scheduled)
     finally:
         lc.close()
     assert all(r["trim"] == [] and r["faults"] < 40 * 20 for r in own.values()), own
+    # and no statistical profiler (which the fixture's plain LocalCluster has)
+    assert list(sampled.values()) == [False] and all(client.run(_profiler_scheduled).values())
