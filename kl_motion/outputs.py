@@ -284,7 +284,7 @@ class Outputs:
                 self._clip.write(f)
             self._clip_pending.clear()
             self._clip.write(it.frame)
-        elif not it.ev.ended:
+        else:          # after the last motion frame: the frame that ends the event is post-capture too
             self._clip_pending.append(it.frame)
             if len(self._clip_pending) > self.max_pending:   # bounded memory: long gaps stay in the clip
                 self._clip.write(self._clip_pending.pop(0))

@@ -40,8 +40,9 @@ BG = 40
 
 
 class Bright:
-    """Foreground = pixels brighter than 128 (green channel of colour frames); blobs = their
-    connected components; kl = the grey level / 255.  Counts its resets and relearns."""
+    """Foreground = pixels brighter than 128 (green channel of colour frames), shadow (127) those of
+    101..128; blobs = the foreground's connected components; kl = the grey level / 255.  Counts
+    its resets and relearns."""
 
     def __init__(self, params: Params | None = None):
         self.params = params or P
@@ -54,8 +55,8 @@ class Bright:
         if self.fail_at and self.n == self.fail_at[0]:
             raise self.fail_at[1]
         g = frame if frame.ndim == 2 else frame[:, :, 1]
-        mask = np.where(g > 128, 255, 0).astype(np.uint8)
-        _, _, st, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        mask = np.where(g > 128, 255, np.where(g > 100, 127, 0)).astype(np.uint8)     # 101..128: shadow
+        _, _, st, _ = cv2.connectedComponentsWithStats((mask == 255).astype(np.uint8), connectivity=8)
         blobs = [Blob(int(x), int(y), int(w), int(h), int(a)) for x, y, w, h, a in st[1:]]
         return SimpleResult(mask, blobs, kl=g.astype(np.float32) / 255.0)
 
