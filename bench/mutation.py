@@ -88,10 +88,8 @@ TESTS: dict[str, list[str]] = {
                  "tests/test_process_cmd_exact.py::test_a_batch_with_a_bad_input_exits_2_with_a_summary",
                  "tests/test_process_cmd_exact.py::test_a_stop_signal_closes_the_outputs_and_reports_the_rest_not_started",
                  "tests/test_process_pipeline.py::test_a_slow_first_frame_says_once_that_numba_is_compiling"],
-    "outputs": ["tests/test_pipeline_exact.py",
-                "tests/test_process_cmd_exact.py::test_a_batch_with_a_bad_input_exits_2_with_a_summary",
-                "tests/test_process_cmd_exact.py::test_a_stop_signal_closes_the_outputs_and_reports_the_rest_not_started",
-                "tests/test_process_pipeline.py::test_a_slow_first_frame_says_once_that_numba_is_compiling"],
+    "outputs": ["tests/test_outputs_exact.py", "tests/test_pipeline_exact.py",
+                "tests/test_process_cmd_exact.py::test_a_batch_with_a_bad_input_exits_2_with_a_summary"],
 }
 
 EXCLUDE = [

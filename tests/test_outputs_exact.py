@@ -342,3 +342,184 @@ def test_clip_gaps_ends_and_the_memory_bound(tmp_path, monkeypatch, caplog):
         drive(tmp_path / "e", moving(22, range(5, 9)), Options(clips=True, report=False), params)
     assert caplog.messages == []
     assert clip_frames(tmp_path / "e" / "clips" / "event-0001.mp4") == list(range(2, 14))   # 9-11 past the bound
+
+
+def test_clip_of_an_event_with_a_pause_and_of_one_from_the_lead_in(tmp_path):
+    """Motion that pauses inside an event: the paused frames are in the clip.  An event that
+    started in the lead-in has no clip (no start seen): its end record has none.  Planted: the
+    pending frames not written when motion resumes (or written twice: not cleared), the frame of
+    the resumed motion not written, `self._clip is not None` in _end_clip."""
+    params = P.replace(pre_capture=0.08, post_capture=0.08)
+    drive(tmp_path / "a", moving(24, {5, 6, 7, 8, 11, 12}), Options(clips=True, report=False), params)
+    assert clip_frames(tmp_path / "a" / "clips" / "event-0001.mp4") == list(range(3, 15))
+    drive(tmp_path / "b", moving(20, range(3, 9)), Options(clips=True, report=False), params, lead=5)
+    (end,) = jsonl(tmp_path / "b" / "events.jsonl")
+    assert end["type"] == "end" and "clip" not in end and not (tmp_path / "b" / "clips").exists()
+
+
+def test_memory_bound_message_in_megabytes(tmp_path, monkeypatch, caplog):
+    """The bound's message rounds the megabytes (printf's half to even): 1.5 MB -> 2, 2.5 MB -> 2.
+    Planted: `CLIP_MEMORY_BYTES * 1e6`, 1e6 as 1000001 or 999999, `max(2, ...)` for the cap (a
+    budget smaller than one frame still keeps one)."""
+    params = P.replace(pre_capture=0.4, post_capture=0.0, motion_area=0.0001)
+    for budget, said, cap, last in ((1.5e6, 2, 6, 16), (2.5e6, 2, 10, 16), (100, 0, 1, 19)):
+        monkeypatch.setattr(outputs_mod, "CLIP_MEMORY_BYTES", budget)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="kl_motion"):
+            drive(tmp_path / str(cap), moving(20, range(14, 17), size=(320, 240)), Options(clips=True, report=False),
+                  params)
+        assert caplog.messages == [f"pre_capture limited to {cap} frames ({said} MB) for clips"]
+        # the ring holds `cap` frames up to the event's second (15); with a cap of 1 frames of the gap
+        # (17-19) are written once more than 1 wait
+        assert clip_frames(tmp_path / str(cap) / "clips" / "event-0001.mp4") == list(range(16 - cap, last + 1))
+
+
+def test_events_reach_the_file_as_they_happen_and_the_mask_video_is_grey(tmp_path):
+    """Planted: the events file not flushed per line (flush_lines False), the mask video in
+    colour (`color=True`), the notifiers given records without an events file (`if self.events`
+    guarding emit), a snapshot without thumbnails (`and` for `or`)."""
+    import av
+    rec = Recorder()
+    opt = Options(events=False, snapshots=True, report=False)
+    paths = output_paths(tmp_path / "o", opt)
+    o = Outputs(paths, opt, 25.0, P, notifiers=Notifiers([rec]))
+    an = Analyzer(Bright(P), fps=25.0)
+    for i, f in enumerate(moving(12, range(5, 9)), 1):
+        a = an.analyze(f, (i - 1) / 25, i)
+        o.handle(Item(i, (i - 1) / 25, f, a.mask, a.kl, a.blobs, a.fg_fraction, a.events, False, False, a.event_id))
+    o.handle(end_item(an.finish()))
+    o.close(True)
+    assert [r["type"] for r in rec.records] == ["start", "end"]
+    assert rec.records[1]["snapshot"] == "snapshots/event-0001.jpg" and o.thumbs is None
+    assert (tmp_path / "o" / "snapshots" / "event-0001.jpg").is_file()
+    with av.open(str(tmp_path / "o" / "mask.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "gray"
+    opt = Options(report=False)
+    o = Outputs(output_paths(tmp_path / "p", opt), opt, 25.0, P)
+    an = Analyzer(Bright(P), fps=25.0)
+    for i, f in enumerate(moving(6, range(2, 5)), 1):
+        a = an.analyze(f, (i - 1) / 25, i)
+        o.handle(Item(i, (i - 1) / 25, f, a.mask, a.kl, a.blobs, a.fg_fraction, a.events, False, False, a.event_id))
+    assert [json.loads(x)["type"] for x in (tmp_path / "p" / "events.part.jsonl").read_text().splitlines()] == ["start"]
+    o.close(True)
+
+
+def test_a_failed_run_keeps_what_it_wrote_under_temporary_names(tmp_path):
+    """close(ok=False): outputs holding something keep their .part names, empty ones are removed,
+    nothing is renamed or listed, earlier snapshots stay.  Planted: `not ok` dropped (empty
+    outputs discarded on success too), `frames and lines` (a text file with lines discarded),
+    commit run for a failed run (`if ok`), the stale files removed after a failure."""
+    old = tmp_path / "o" / "snapshots"
+    old.mkdir(parents=True)
+    (old / "event-0007.jpg").write_bytes(b"old")
+    opt = Options(mask_format="png", bins=True, snapshots=True, report=False)
+    o = drive(tmp_path / "o", moving(5, ()), opt, ok=False)
+    assert o.closed_outputs == []
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["bin.part", "mask.part", "snapshots",
+                                                                  "stats.part.csv"]
+    assert len(lines(tmp_path / "o" / "stats.part.csv")) == 6 and len(list((tmp_path / "o" / "mask.part").iterdir())) == 5
+    assert [p.name for p in old.iterdir()] == ["event-0007.jpg"]
+    o = drive(tmp_path / "e", [], Options(overlay=True, report=False), ok=False)
+    assert o.closed_outputs == [] and list((tmp_path / "e").iterdir()) == []
+    o = drive(tmp_path / "k", moving(5, ()), Options(report=False))
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["boxes.csv", "events.jsonl", "mask.mkv",
+                                                                  "stats.csv"]
+    assert (tmp_path / "k" / "events.jsonl").read_text() == ""
+
+
+def test_one_output_that_cannot_be_finished_fails_the_run(tmp_path):
+    """A file that cannot be completed (boxes on a full device): nothing is renamed, the error is
+    raised after every file is closed, earlier snapshots stay.  A rename that fails (a folder in
+    the way): the others are still renamed, the error raised.  Planted: the except not catching
+    (the other outputs left open), `ok or not errors`, the commits' except not catching, the
+    stale files removed despite an error, `raise errors[-1]`, the error not raised."""
+    import os
+    out = tmp_path / "o"
+    (out / "snapshots").mkdir(parents=True)
+    (out / "snapshots" / "event-0007.jpg").write_bytes(b"old")
+    os.symlink("/dev/full", out / "boxes.part.csv")
+    with pytest.raises(OutputError, match=r"boxes.part.csv: cannot write: No space left on device$"):
+        drive(out, moving(5, ()), Options(snapshots=True, report=False, events=False))
+    assert sorted(p.name for p in out.iterdir()) == ["boxes.part.csv", "mask.part.mkv", "snapshots", "stats.part.csv"]
+    assert len(lines(out / "stats.part.csv")) == 6 and (out / "snapshots" / "event-0007.jpg").exists()
+    out = tmp_path / "p"
+    (out / "events.jsonl" / "x").mkdir(parents=True)
+    (out / "snapshots").mkdir()
+    (out / "snapshots" / "event-0007.jpg").write_bytes(b"old")
+    (out / "boxes.csv").mkdir()
+    (out / "boxes.csv" / "y").write_text("")
+    with pytest.raises(OutputError, match=r"^cannot rename .*events.part.jsonl to .*events.jsonl: "):
+        drive(out, moving(5, ()), Options(snapshots=True, report=False, force=True))
+    assert (out / "stats.csv").is_file() and (out / "mask.mkv").is_file()
+    assert (out / "snapshots" / "event-0007.jpg").exists()
+
+
+def test_a_complete_run_removes_what_an_earlier_run_left(tmp_path):
+    """--force over an earlier run: its snapshots and clips that this run did not write (and
+    .part leftovers, a folder) are removed; this run's are kept.  Planted: `f.name in
+    self._written`, the folder test (`and`: None.is_dir()), a folder unlinked (`is_dir()`
+    reversed), the removal skipped (`if ok and errors`)."""
+    out = tmp_path / "o"
+    for d in ("snapshots", "clips"):
+        (out / d / "junk").mkdir(parents=True)
+        (out / d / "junk" / "f").write_text("")
+    (out / "snapshots" / "event-0001.jpg").write_bytes(b"old")
+    (out / "snapshots" / "event-0009.jpg").write_bytes(b"old")
+    (out / "snapshots" / "event-0002.part.jpg").write_bytes(b"old")
+    (out / "clips" / "event-0003.mp4").write_bytes(b"old")
+    params = P.replace(pre_capture=0.08, post_capture=0.08)
+    o = drive(out, moving(16, range(5, 9)), Options(snapshots=True, clips=True, report=False, force=True), params)
+    assert [p.name for p in (out / "snapshots").iterdir()] == ["event-0001.jpg"]
+    assert (out / "snapshots" / "event-0001.jpg").read_bytes() != b"old"
+    assert [p.name for p in (out / "clips").iterdir()] == ["event-0001.mp4"]
+    assert o._written == {"event-0001.jpg", "event-0001.mp4"}
+    o = drive(tmp_path / "n", moving(8, ()), Options(clips=True, report=False))   # no event: no clips folder
+    assert not (tmp_path / "n" / "clips").exists()
+
+
+def test_clips_cut_from_an_h264_file(tmp_path, caplog):
+    """A source file whose codec an MP4 holds: the clip is cut from it (no re-encoding), from the
+    key frame at or before start - pre_capture to end + post_capture; a file that cannot be cut
+    any more (replaced by an MJPG AVI) gives a warning and no clip.  Planted: clip_source for a
+    file of another codec or without --clips, `start_time + pre_s`, `end_time - post_s`, the
+    clip's name not kept (removed as stale), the warning, a clip path for a failed cut."""
+    from kl_motion.h264 import H264Sink
+    frames = moving(30, range(10, 14))
+    src = tmp_path / "src.mp4"
+    sink = H264Sink(src, 25.0, gop_seconds=0.04)          # every frame a key frame: cuts to the frame
+    for f in frames:
+        sink.write(f)
+    sink.close(True)
+    avi = tmp_path / "src.avi"
+    vw = cv2.VideoWriter(str(avi), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (32, 24))
+    for f in frames:
+        vw.write(f)
+    vw.release()
+    params = P.replace(pre_capture=0.10, post_capture=0.22)    # [0.26, 0.70] s: frames 7 (0.24) to 18 (0.68)
+    opt = Options(clips=True, report=False)
+    assert Outputs(output_paths(tmp_path / "x", opt), opt, 25.0, params, source_file=str(avi)).clip_source is None
+    assert Outputs(output_paths(tmp_path / "y", Options()), Options(), 25.0, params,
+                   source_file=str(src)).clip_source is None
+    o = drive(tmp_path / "o", frames, opt, params, source_file=str(src))
+    assert o.clip_source == str(src) and o._written == {"event-0001.mp4"}
+    assert clip_frames(tmp_path / "o" / "clips" / "event-0001.mp4") == list(range(7, 19))
+    assert jsonl(tmp_path / "o" / "events.jsonl")[1]["clip"] == "clips/event-0001.mp4"
+
+    class Swap(Outputs):
+        def _end_clip(self, ev):
+            Path(self.clip_source).write_bytes(avi.read_bytes())    # the file changed under us
+            return super()._end_clip(ev)
+
+    out = tmp_path / "s"
+    out.mkdir()
+    o = Swap(output_paths(out, opt), opt, 25.0, params, source_file=str(src))
+    o.source = "s"
+    an = Analyzer(Bright(params), fps=25.0)
+    with caplog.at_level(logging.INFO, logger="kl_motion"):
+        for i, f in enumerate(frames, 1):
+            a = an.analyze(f, (i - 1) / 25, i)
+            o.handle(Item(i, (i - 1) / 25, f, a.mask, a.kl, a.blobs, a.fg_fraction, a.events, False, False, a.event_id))
+        o.handle(end_item(an.finish()))
+        o.close(True)
+    assert caplog.messages == ["s: could not cut event 1's clip from the file"]
+    assert "clip" not in jsonl(out / "events.jsonl")[1] and not (out / "clips" / "event-0001.mp4").exists()

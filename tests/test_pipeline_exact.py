@@ -623,13 +623,14 @@ def test_a_stream_runs_on_wall_clock_time_and_ends(tmp_path):
                                                                           10, None)
     assert calls == [(0, None)] + [(1, None)] * 10
     times = [float(r[1]) for r in stats(tmp_path / "a")]
-    assert times[0] == 0.0 and all(b > a for a, b in zip(times, times[1:])) and times[-1] < 30
+    assert times[0] == 0.0 and all(b >= a for a, b in zip(times, times[1:])) and 0 < times[-1] < 30
     ev = events(tmp_path / "a")
     assert [e["type"] for e in ev] == ["start", "end"] and ev[0]["start_frame"] == 3
     assert ev[0]["start_utc"].endswith("+00:00") and ev[1]["end_utc"] >= ev[1]["start_utc"] == ev[0]["start_utc"]
     s = summary(tmp_path / "a")
     assert s["source"]["kind"] == "stream" and s["source"]["fps_from"] == "stream"
-    assert s["range"]["end"] == f"00:00:{times[-1]:06.3f}" and s["range"]["last_frame"] == 10
+    assert s["range"]["end"].startswith("00:00:") and abs(float(s["range"]["end"][6:]) - times[-1]) <= 0.0011
+    assert s["range"]["last_frame"] == 10
 
     with MJPEGServer(frames_per_connection=10, connections=1, fps=50, frame=_jpeg) as srv:
         rep = run(srv.url, tmp_path / "b", Options(report=False, stream_timeout=5, reconnect=True,
