@@ -166,7 +166,8 @@ def test_format_change():
 
 
 def test_add_to_head():
-    """Planted: motion_frames not counted or by 2, the peak taken on `>=` / `<`, peak not updated,
+    """Planted: `w <= 1` (a box one pixel wide replaced), motion_frames not counted or by 2, the peak
+    taken on `>=` / `<`, peak not updated,
     the first box kept when w or h is 0 (`and`, `< 0`), the union's min/max or width/height wrong,
     a frame without blobs changing the box."""
     head = dict(id=3, motion_frames=0, peak_pixels=0, peak_frame=0, peak_time=0.0, box=[0, 0, 0, 0])
@@ -186,6 +187,9 @@ def test_add_to_head():
         h2 = dict(head, box=list(empty))
         pipeline._add_to_head(h2, a(1, 9, [Blob(7, 7, 2, 3, 6)]))
         assert h2["box"] == [7, 7, 2, 3]
+    h2 = dict(head, box=[5, 5, 1, 1])                  # one pixel: a box, united
+    pipeline._add_to_head(h2, a(1, 9, [Blob(7, 7, 2, 3, 6)]))
+    assert h2["box"] == [5, 5, 4, 5]
 
 
 def test_finished_report(tmp_path):
@@ -241,7 +245,7 @@ class _Src:
 def test_range(tmp_path):
     """--start/--end as indices and the lead-in.  Planted: `info.live and not seekable`, `first >
     total`, the message's frame count, `end.frame - 1` / `+ 2`, `end < first`, 'the first frame'
-    when --start is given, `lead_in >= 0`, `lead_in > 1`, lead not a multiple of the step (`* step`
+    when --start is given, the default step 0 (division by zero), `lead_in >= 0`, `lead_in > 1`, lead not a multiple of the step (`* step`
     dropped, `/`), `min(lead_in, first)` as `max`, the seek skipped or to `first + lead`."""
     src = _Src(FolderSource(folder(tmp_path / "f", scene(10, {}))))
     info = src.info
@@ -280,6 +284,7 @@ def test_range(tmp_path):
     with pytest.raises(KLMotionError, match=r"f: --end on a camera or stream is a time, not a frame$"):
         pipeline._range(Options(end=Position(frame=1)), live.info, live)
     assert pipeline._range(Options(end=Position(seconds=1.0), lead_in=5), live.info, live) == (0, 25, 0)
+    assert pipeline._range(Options(start=Position(frame=3), lead_in=2), info, src) == (3, None, 2)   # step 1
     nototal = _Src(src.inner, total=0)
     assert pipeline._range(Options(start=Position(frame=50)), nototal.info, nototal) == (50, None, 0)
     src.inner.close()
@@ -307,6 +312,7 @@ STATS_14 = [
 
 def test_a_folder_run_writes_its_outputs_report_and_summary(tmp_path, caplog):
     """Every frame of a 14-image folder through the real reader, Analyzer and writer.  Planted:
+    summary.json indented by 0 or 2,
     the frame time `index * fps` / `(index + 1) / fps`, the 1-based number (`index += 2`), the
     first frame skipped (`% step` reversed), `n == 2` (max_frames off by one), the events count
     `+ lead_events`, `rep.frames = index`, the summary's keys (first_frame `+ 0`, last_frame,
@@ -342,6 +348,8 @@ def test_a_folder_run_writes_its_outputs_report_and_summary(tmp_path, caplog):
     assert s.pop("range") == dict(first_frame=1, last_frame=14, frame_skip=0, start="00:00:00.000",
                                   end="00:00:00.560")
     assert s == dict(rep.to_dict(), outputs=rep.outputs[:4])      # the report's two files come after it
+    text = (out / "summary.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=1) + "\n"
     cap = cv2.VideoCapture(str(out / "mask.mkv"))
     assert cap.get(cv2.CAP_PROP_FPS) == 25.0 and cap.get(cv2.CAP_PROP_FRAME_COUNT) == 14
     cap.release()
@@ -657,3 +665,113 @@ def test_a_stream_that_cannot_open_fails_without_its_password(tmp_path):
     rep = run(url, tmp_path / "o", Options(report=False, stream_timeout=1))
     assert rep.status == "failed" and "secret" not in rep.message + rep.input
     assert rep.input == url.replace("secret", "***") and rep.message.startswith(rep.input + ": ")
+
+
+def test_finish_report_defaults():
+    """_finish_report's defaults: nothing read, not stopped by --end.  Planted: `index: int = 1`,
+    `at_end: bool = True`."""
+    rep = InputReport("x")
+    info = VideoInfo(32, 24, 25.0, 10, "file", "x")
+    pipeline._finish_report(rep, info, None, threading.Event(), Options(), None)
+    assert (rep.status, rep.message) == ("truncated", "video ended early: read 0 of 10 frames (truncated or corrupt "
+                                                      "file); outputs cover what was read")
+    rep = InputReport("x")
+    pipeline._finish_report(rep, VideoInfo(32, 24, 25.0, None, "stream", "x"), None, threading.Event(), Options(), None)
+    assert (rep.status, rep.message) == ("ended", "stream ended after 0 frames")
+
+
+def test_a_chunk_whose_open_event_has_no_more_motion(tmp_path):
+    """An event open at the first written frame that never moves again in the chunk: its head
+    keeps the starting values.  Planted: any of them changed (peak_pixels -1, peak_frame 1,
+    peak_time 1.0, a box corner -1 or 1, motion_frames 1)."""
+    src = folder(tmp_path / "cam", scene(16, {i: (3, 3, 4, 4) for i in range(3, 9)}))
+    chunk = pipeline.ChunkInfo()
+    rep = run(src, tmp_path / "o", Options(report=False, start=Position(frame=8), lead_in=8), chunk=chunk)
+    assert rep.status == "ok" and rep.events == 1 and chunk.lead_events == 0
+    assert chunk.head == dict(id=1, motion_frames=0, peak_pixels=0, peak_frame=0, peak_time=0.0, box=[0, 0, 0, 0])
+
+
+def test_clips_of_an_h264_file_are_cut_from_it(tmp_path):
+    """A video file whose codec an MP4 holds: its clips are cut from it (from the key frame before
+    the event: here the first frame), an image folder's are encoded (from pre_capture before the
+    event).  Planted: `info.kind != "file"` for the source file handed to Outputs."""
+    from kl_motion.h264 import H264Sink
+    frames = scene(30, {i: (8, 4, 16, 12) for i in range(10, 14)})
+    sink = H264Sink(tmp_path / "clip.mp4", 25.0)          # one key frame every 2 s: the first
+    for f in frames:
+        sink.write(f)
+    sink.close(True)
+    params = P.replace(pre_capture=0.08, post_capture=0.0)
+    for spec, first in ((tmp_path / "clip.mp4", 1), (folder(tmp_path / "cam", frames), 8)):
+        out = tmp_path / f"o-{spec.name}"
+        rep = pipeline.process_input(str(spec), out, params, Options(report=False, clips=True), detector=Bright(params))
+        assert rep.status == "ok" and rep.events == 1
+        cap = cv2.VideoCapture(str(out / "clips" / "event-0001.mp4"))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        assert n == 13 - first + 1, spec
+
+
+def test_outputs_that_cannot_be_made_close_the_source_and_the_notifiers(tmp_path, monkeypatch):
+    """Outputs that cannot be opened (a file where the bins' folder goes: OSError) fail the input
+    with one line; the source and the notifiers already made are closed.  A notifier that cannot
+    be made (an empty --on-event) fails it too, with the source closed.  Planted: the OSError
+    branch's message (`e.strerror and e`), src.close() or notifiers.close() dropped there (`is
+    None`), `notifiers is None` in the other branch (None.close())."""
+    from kl_motion import notify
+    src = folder(tmp_path / "cam", scene(4, {}))
+    made, notes = [], []
+
+    def open_input(spec, opt, stop):
+        made.append(_Src(FolderSource(spec)))
+        return made[-1]
+
+    def make_notifiers(*a):
+        notes.append(notify.make_notifiers(*a))
+        return notes[-1]
+
+    monkeypatch.setattr(pipeline, "open_input", open_input)
+    monkeypatch.setattr(pipeline, "make_notifiers", make_notifiers)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "bin.part").write_text("a file")
+    rep = run(src, tmp_path / "o", Options(report=False, bins=True, on_event="true"))
+    assert (rep.status, rep.message) == ("failed", f"cannot write to {tmp_path / 'o'}: Not a directory")
+    assert made[-1].closed == 1 and not notes[-1].items[0]._t.is_alive()
+    rep = run(src, tmp_path / "p", Options(report=False, on_event=" "))
+    assert (rep.status, rep.message) == ("failed", "--on-event: empty command") and made[-1].closed == 1
+    rep = run(src, tmp_path / "q", Options(report=False, on_event="true"))
+    assert rep.status == "ok" and not notes[-1].items[0]._t.is_alive()       # closed at the end too
+
+
+def test_end_stops_reading(tmp_path, monkeypatch):
+    """--end stops the reading too, not only the processing.  Planted: `continue` for the `break`
+    at --end (the rest of the file read for nothing)."""
+    src = folder(tmp_path / "cam", scene(40, {}))
+    made = []
+
+    class Counting(_Src):
+        reads = 0
+
+        def read(self):
+            self.reads += 1
+            return self.inner.read()
+
+    def open_input(spec, opt, stop):
+        made.append(Counting(FolderSource(spec)))
+        return made[-1]
+
+    monkeypatch.setattr(pipeline, "open_input", open_input)
+    rep = run(src, tmp_path / "o", Options(report=False, queue_size=2, end=Position(frame=2)))
+    assert rep.status == "ok" and rep.frames == 3 and made[-1].reads < 20
+
+
+def test_a_stream_stopped_before_its_first_frame(tmp_path):
+    """A stop before any frame of a stream is processed: the summary's end time is 0 and the
+    chunk's pixels 0.  Planted: `t = 1.0` before the loop, `else 1` for the pixels of no frame."""
+    stop = threading.Event()
+    chunk = pipeline.ChunkInfo()
+    with MJPEGServer(frames_per_connection=40, connections=1, fps=50, frame=_jpeg) as srv:
+        rep = run(srv.url, tmp_path / "o", Options(report=False, stream_timeout=5), stop=stop,
+                  progress=lambda i, n: stop.set(), chunk=chunk)
+    assert (rep.status, rep.message, rep.frames) == ("interrupted", "interrupted after 0 frames; outputs closed", 0)
+    assert summary(tmp_path / "o")["range"]["end"] == "00:00:00.000" and chunk.pixels == 0
