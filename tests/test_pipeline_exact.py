@@ -166,7 +166,7 @@ def test_format_change():
 
 
 def test_add_to_head():
-    """Planted: `w <= 1` (a box one pixel wide replaced), motion_frames not counted or by 2, the peak
+    """Planted: `w <= 1` (a box one pixel wide replaced), `y - h` for the box's bottom, motion_frames not counted or by 2, the peak
     taken on `>=` / `<`, peak not updated,
     the first box kept when w or h is 0 (`and`, `< 0`), the union's min/max or width/height wrong,
     a frame without blobs changing the box."""
@@ -190,6 +190,9 @@ def test_add_to_head():
     h2 = dict(head, box=[5, 5, 1, 1])                  # one pixel: a box, united
     pipeline._add_to_head(h2, a(1, 9, [Blob(7, 7, 2, 3, 6)]))
     assert h2["box"] == [5, 5, 4, 5]
+    h2 = dict(head, box=[0, 0, 10, 10])               # a blob inside the box: the box stays
+    pipeline._add_to_head(h2, a(1, 9, [Blob(2, 2, 2, 2, 4)]))
+    assert h2["box"] == [0, 0, 10, 10]
 
 
 def test_finished_report(tmp_path):
@@ -487,7 +490,8 @@ def test_failures_are_reports_with_one_line(tmp_path, monkeypatch):
     """Planted: the KLMotionError branch not catching (or its message without the redaction), the
     seconds of a failed input (`+ t0`, `if rep.seconds`), an internal error raised instead of
     reported or its message, KL_MOTION_DEBUG ignored, a KeyboardInterrupt turned into a report,
-    the seconds of the loop `+ tstart`."""
+    the seconds of the loop `+ tstart`, `ok = True` after an exception in the loop (outputs renamed,
+    summary written)."""
     rep = run(tmp_path / "missing.avi", tmp_path / "o")
     assert (rep.status, rep.message) == ("failed", f"{tmp_path / 'missing.avi'}: no such file")
     assert 0 < rep.seconds < 60
@@ -497,6 +501,7 @@ def test_failures_are_reports_with_one_line(tmp_path, monkeypatch):
     rep = run(src, tmp_path / "b", detector=det)
     assert (rep.status, rep.message, rep.frames) == ("failed", "internal error: ValueError: boom", 3)
     assert 0 < rep.seconds < 60
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["mask.part.mkv", "stats.part.csv"]   # no summary
     monkeypatch.setenv("KL_MOTION_DEBUG", "1")
     det = Bright()
     det.fail_at = (3, ValueError("boom"))
@@ -623,7 +628,7 @@ def test_a_stream_runs_on_wall_clock_time_and_ends(tmp_path):
     frame number), the first frame's time not 0 (`t_live0 is not None`), wall0 not set (no
     start_utc), the status and message of an ended stream and of one whose reconnect gave up,
     --max-frames and --end on a stream (`t > end`, at_end not set), the summary's end time and
-    fps_from, the progress total of a stream."""
+    fps_from, the progress total of a stream (`total or ...`: min(None, ...) with --end)."""
     with MJPEGServer(frames_per_connection=10, connections=1, fps=50, frame=_jpeg) as srv:
         calls = []
         rep = run(srv.url, tmp_path / "a", Options(report=False, stream_timeout=5), progress=lambda *a: calls.append(a))
@@ -653,7 +658,10 @@ def test_a_stream_runs_on_wall_clock_time_and_ends(tmp_path):
     assert calls == [(0, 4)] + [(1, None)] * 4
 
     with MJPEGServer(frames_per_connection=40, connections=1, fps=50, frame=_jpeg) as srv:
-        rep = run(srv.url, tmp_path / "d", Options(report=False, stream_timeout=5, end=Position(seconds=0.1)))
+        calls.clear()
+        rep = run(srv.url, tmp_path / "d", Options(report=False, stream_timeout=5, end=Position(seconds=0.1)),
+                  progress=lambda *a: calls.append(a))
+    assert calls[0] == (0, None)
     assert rep.status == "ok" and rep.message == f"stopped at --end 00:00:00.100 after {rep.frames} frames"
     assert 1 <= rep.frames < 40 and float(stats(tmp_path / "d")[-1][1]) < 0.1
 
@@ -775,3 +783,18 @@ def test_a_stream_stopped_before_its_first_frame(tmp_path):
                   progress=lambda i, n: stop.set(), chunk=chunk)
     assert (rep.status, rep.message, rep.frames) == ("interrupted", "interrupted after 0 frames; outputs closed", 0)
     assert summary(tmp_path / "o")["range"]["end"] == "00:00:00.000" and chunk.pixels == 0
+
+
+def test_frame_skip_below_zero_and_the_light_switch_settling_at_the_processed_rate(tmp_path):
+    """The Analyzer gets the rate of the processed frames (source fps / step): the frames after a
+    light switch that never count as motion are event_start_frames + half a second of them (2 + 7
+    at 12.5 fps).  A negative frame_skip is 0.  Planted: `fps * step` for the Analyzer (27 frames
+    suppressed: no event), `max(-1, frame_skip)` (step 0)."""
+    frames = [frame() for _ in range(4)] + [frame((0, 0, W, H))] * 2 + [frame() for _ in range(18)]
+    frames += [frame((8, 4, 6, 6))] * 8 + [frame() for _ in range(10)]
+    src = folder(tmp_path / "cam", frames)
+    rep = run(src, tmp_path / "o", Options(report=False, frame_skip=1))
+    assert rep.lightswitches == 1 and rep.events == 1 and rep.frames == 21
+    assert [r[0] for r in stats(tmp_path / "o") if r[-1]] == ["27", "29", "31", "33", "35"]   # motion from 25 on
+    rep = run(src, tmp_path / "n", Options(report=False, frame_skip=-3))
+    assert rep.status == "ok" and rep.frames == 42
