@@ -125,6 +125,17 @@ def summary(out: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------ small parts
+def test_the_compile_notice_is_said_once(monkeypatch, caplog):
+    """Planted: `if not ...acquire(...)` (never said), `blocking=True` (the second call waits
+    forever)."""
+    monkeypatch.setattr(pipeline, "_compile_notice", threading.Lock())
+    with caplog.at_level(logging.INFO, logger="kl_motion"):
+        pipeline._say_compiling()
+        pipeline._say_compiling()
+    assert caplog.messages == ["compiling the detector's numba kernels: the first run on this machine takes about a "
+                               "minute, later runs load them from numba's cache"]
+
+
 def test_chunk_info_defaults():
     """Planted: any default of ChunkInfo changed (0 -> 1 / -1, lead_boxes shared)."""
     a, b = pipeline.ChunkInfo(), pipeline.ChunkInfo()
