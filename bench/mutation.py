@@ -335,6 +335,13 @@ EQUIVALENT += [
     ("pipeline", "NumberReplacer", "index: int = 0, first: int = 0,", "first: int =  -1", "as above: `first` is never read"),
     ("pipeline", "NumberReplacer", "chunk.tail_id = ended[0].id if ended else 0", "ended[ -1]",
      "Analyzer.finish() returns at most one event (the open one): [-1] is [0]"),
+    ("pipeline", "NumberReplacer", "    t = 0.0", "    t = -1.0",
+     "t is read before a frame sets it only for the summary's end of a live run stopped before its first frame, "
+     "through timecode(), which counts a negative time as 0"),
+    ("pipeline", "ReplaceBreakWithContinue", "break", "continue",
+     "the `break` at stop.is_set() (the only one of _process that survives; those at --end and --max-frames are "
+     "killed): the reader stops at the same Event, so `continue` only drains the frames already queued (at most "
+     "queue_size) without processing them: the same outputs and report"),
     ("pipeline", "ReplaceComparisonOperator_Gt_GtE", "if opt.lead_in > 0 and not info.live:", "lead_in >= 0", _LEAD0),
     ("pipeline", "NumberReplacer", "if opt.lead_in > 0 and not info.live:", "lead_in > -1", _LEAD0),
 ]
@@ -376,7 +383,7 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
      "test does, by killpg on a subprocess run, not run against these mutants)"),
     ("process_cmd", "ExceptionReplacer", "except Exception as e:  # pragma: no cover - process_input reports",
      "", "process_input reports its own errors: a worker raising otherwise is not made by any test"),
-    ("pipeline", "NumberReplacer", "alive = reader.close(opt.stream_timeout + 2.0 if live else 5.0)", "",
+    ("pipeline", "*", "alive = reader.close(opt.stream_timeout + 2.0 if live else 5.0)", "",
      "how long the end of a run waits for a reader thread stuck in a read (stream_timeout + 2 s live, 5 s for a "
      "file) before it leaves the source open: no test makes a read hang that long (a stream's read is bounded by "
      "its own timeout; a file's would need a hung device)"),

@@ -259,7 +259,7 @@ class _Src:
 def test_range(tmp_path):
     """--start/--end as indices and the lead-in.  Planted: `info.live and not seekable`, `first >
     total`, the message's frame count, `end.frame - 1` / `+ 2`, `end < first`, 'the first frame'
-    when --start is given, the default step 0 (division by zero), `lead_in >= 0`, `lead_in > 1`, lead not a multiple of the step (`* step`
+    when --start is given, the default step 0 (division by zero) or 2, `lead_in >= 0`, `lead_in > 1`, lead not a multiple of the step (`* step`
     dropped, `/`), `min(lead_in, first)` as `max`, the seek skipped or to `first + lead`."""
     src = _Src(FolderSource(folder(tmp_path / "f", scene(10, {}))))
     info = src.info
@@ -298,7 +298,7 @@ def test_range(tmp_path):
     with pytest.raises(KLMotionError, match=r"f: --end on a camera or stream is a time, not a frame$"):
         pipeline._range(Options(end=Position(frame=1)), live.info, live)
     assert pipeline._range(Options(end=Position(seconds=1.0), lead_in=5), live.info, live) == (0, 25, 0)
-    assert pipeline._range(Options(start=Position(frame=3), lead_in=2), info, src) == (3, None, 2)   # step 1
+    assert pipeline._range(Options(start=Position(frame=5), lead_in=3), info, src) == (5, None, 3)   # step 1
     nototal = _Src(src.inner, total=0)
     assert pipeline._range(Options(start=Position(frame=50)), nototal.info, nototal) == (50, None, 0)
     src.inner.close()
