@@ -327,6 +327,11 @@ _LEAD0 = "lead_in 0: lead = min(0, first) // step * step = 0, the same as when t
 EQUIVALENT += [
     ("pipeline", "NumberReplacer", "total = max(0, (min(total, end_index or total)", "max( 1,", _COUNT),
     ("pipeline", "NumberReplacer", "total = max(0, (min(total, end_index or total)", "max( -1,", _COUNT),
+    ("pipeline", "ReplaceBinaryOperator_BitOr_BitAnd", "end: int | None = None, at_end: bool = False) -> None:",
+     "int & None", "in an annotation (a continued signature line; never evaluated: from __future__ import annotations)"),
+    ("pipeline", "ReplaceComparisonOperator_Gt_GtE", "if total and (first_index or end_index is not None or step > 1):",
+     "step >= 1", "step is >= 1, so the branch is then taken for every run with a frame count; with first_index 0, "
+     "no end and step 1 its formula gives the frame count itself"),
     ("pipeline", "NumberReplacer", "if total and (first_index or end_index is not None or step > 1):", "step > 0",
      "step is >= 1, so the branch is then taken for every run with a frame count; with first_index 0, no end "
      "and step 1 its formula gives the frame count itself"),

@@ -126,10 +126,12 @@ def summary(out: Path) -> dict:
 
 # ------------------------------------------------------------------------------------ small parts
 def test_the_compile_notice_is_said_once(monkeypatch, caplog):
-    """Planted: `if not ...acquire(...)` (never said), `blocking=True` (the second call waits
-    forever)."""
+    """Planted: `if not ...acquire(...)` (said from the second call on), `blocking=True` (the
+    second call waits forever)."""
     monkeypatch.setattr(pipeline, "_compile_notice", threading.Lock())
     with caplog.at_level(logging.INFO, logger="kl_motion"):
+        pipeline._say_compiling()
+        assert len(caplog.messages) == 1
         pipeline._say_compiling()
         pipeline._say_compiling()
     assert caplog.messages == ["compiling the detector's numba kernels: the first run on this machine takes about a "
