@@ -351,6 +351,13 @@ EQUIVALENT += [
     ("pipeline", "NumberReplacer", "if opt.lead_in > 0 and not info.live:", "lead_in > -1", _LEAD0),
 ]
 
+EQUIVALENT += [
+    ("outputs", "ReplaceAndWithOr", "encode = self.clip_dir is not None and self.clip_source is None",
+     "self.clip_dir is not None or self.clip_source is None",
+     "encode only sizes the ring of frames before an event, which _clip_frame alone reads, and handle() calls "
+     "_clip_frame only when clip_dir is set and clip_source is None: a ring sized otherwise is never used"),
+]
+
 # Surviving mutants that are not equivalent: why no test kills them (printed with them; still counted
 # as survivors).  Same matching as EQUIVALENT.
 SURVIVING: list[tuple[str, str, str, str, str]] = [

@@ -432,7 +432,8 @@ def test_one_output_that_cannot_be_finished_fails_the_run(tmp_path):
     raised after every file is closed, earlier snapshots stay.  A rename that fails (a folder in
     the way): the others are still renamed, the error raised.  Planted: the except not catching
     (the other outputs left open), `ok or not errors`, the commits' except not catching, the
-    stale files removed despite an error, `raise errors[-1]`, the error not raised."""
+    stale files removed despite an error, `raise errors[-1]`, the error not raised, `break` after a
+    failed rename (the later outputs not renamed)."""
     import os
     out = tmp_path / "o"
     (out / "snapshots").mkdir(parents=True)
@@ -443,15 +444,15 @@ def test_one_output_that_cannot_be_finished_fails_the_run(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["boxes.part.csv", "mask.part.mkv", "snapshots", "stats.part.csv"]
     assert len(lines(out / "stats.part.csv")) == 6 and (out / "snapshots" / "event-0007.jpg").exists()
     out = tmp_path / "p"
-    (out / "events.jsonl" / "x").mkdir(parents=True)
+    (out / "stats.csv" / "x").mkdir(parents=True)           # stats, then boxes cannot be renamed; events between
     (out / "snapshots").mkdir()
     (out / "snapshots" / "event-0007.jpg").write_bytes(b"old")
     (out / "boxes.csv").mkdir()
     (out / "boxes.csv" / "y").write_text("")
-    with pytest.raises(OutputError, match=r"^cannot rename .*events.part.jsonl to .*events.jsonl: "):
+    with pytest.raises(OutputError, match=r"^cannot rename .*stats.part.csv to .*stats.csv: "):
         drive(out, moving(5, ()), Options(snapshots=True, report=False, force=True))
-    assert (out / "stats.csv").is_file() and (out / "mask.mkv").is_file()
-    assert (out / "snapshots" / "event-0007.jpg").exists()
+    assert (out / "mask.mkv").is_file() and (out / "events.jsonl").is_file()
+    assert (out / "boxes.part.csv").is_file() and (out / "snapshots" / "event-0007.jpg").exists()
 
 
 def test_a_complete_run_removes_what_an_earlier_run_left(tmp_path):
