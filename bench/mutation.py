@@ -356,6 +356,19 @@ EQUIVALENT += [
      "self.clip_dir is not None or self.clip_source is None",
      "encode only sizes the ring of frames before an event, which _clip_frame alone reads, and handle() calls "
      "_clip_frame only when clip_dir is set and clip_source is None: a ring sized otherwise is never used"),
+    ("outputs", "NumberReplacer", "self.max_pending = max(self.post, 1)", "max(self.post, 0)",
+     "the first frame handed to _clip_frame sets max_pending = max(max_pending, cap) with cap >= 1 before it is "
+     "ever read: max(post, 0) and max(post, 1) end the same"),
+    ("outputs", "NumberReplacer", "keep = self.pre + params.event_start_frames + 1 if encode else 0", "else 1",
+     "the ring is read only by _clip_frame, which runs only when clips are encoded: its size otherwise is unused"),
+    ("outputs", "NumberReplacer", "peak_img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0",
+     "opacity= 1", "the mask given is all zeros: no pixel is tinted, whatever the opacity"),
+    ("outputs", "ReplaceComparisonOperator_Gt_GtE", "interpolation=cv2.INTER_AREA) if w > THUMB_WIDTH else peak_img",
+     "w >= THUMB_WIDTH", "a frame exactly 240 wide is resized to its own size, which INTER_AREA returns unchanged "
+     "(test_thumbnails_of_small_frames_and_without_kl compares a 240-wide thumbnail's bytes)"),
+    ("outputs", "*", "if p is not None and ok and s not in clips:", "",
+     "unreachable: every sink Outputs opens (VideoSink, H264Sink, ImageSequenceSink, TextSink) has end(), so "
+     "close()'s branch for a sink without it is never taken"),
 ]
 
 # Surviving mutants that are not equivalent: why no test kills them (printed with them; still counted
@@ -408,6 +421,18 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
     ("pipeline", "ReplaceComparisonOperator_GtE_Gt", "if end_index is not None and t >= opt.end.seconds:", "",
      "a live frame whose wall-clock time equals --end exactly (a float from perf_counter): not something a test "
      "can time"),
+    ("outputs", "NumberReplacer", "CLIP_MEMORY_BYTES = 256e6", "",
+     "the clip memory budget one byte larger or smaller: the frame cap changes only for frames whose size "
+     "divides 256e6 exactly, and only when that many frames are held (256 MB in a test); the bound itself is "
+     "tested with the budget patched small"),
+    ("outputs", "NumberReplacer", "cap = max(1, int(CLIP_MEMORY_BYTES // max(1, it.frame.nbytes)))", "max( 2,",
+     "differs only for a frame of one byte (a 1x1 grey frame), and then only past 128 million frames held"),
+    ("outputs", "ReplaceTrueWithFalse", "self._budget_set = True", "",
+     "the memory budget computed again on every frame: it changes only when the frame size changes during an "
+     "input with clips past the budget; no test makes that"),
+    ("outputs", "ExceptionReplacer", "except OSError as e:", "",
+     "a stale snapshot or clip that cannot be removed (the warning): the tests run as root, who can remove "
+     "any file of a writable folder"),
     ("process_cmd", "*", "hup = getattr(signal", "", _PARALLEL),
     ("process_cmd", "*", "before = signal.signal(hup, signal.SIG_IGN) if hup is not None else None", "", _PARALLEL),
     ("process_cmd", "*", "    for sig in STOP_SIGNALS:      # the parent asks us to stop via `stop`", "", _PARALLEL),

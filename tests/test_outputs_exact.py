@@ -123,7 +123,7 @@ def jsonl(path: Path) -> list[dict]:
 def test_options_and_report_defaults():
     """Planted: any default of Options or InputReport changed (True/False, numbers +-1, a string),
     `failed` for another status or without 'truncated', fps at 0 seconds (`>= 0`: division by
-    zero) or `*`, to_dict's rounding (2 and 3 digits)."""
+    zero) or `*`, `seconds > 1`, to_dict's rounding (2 and 3 digits)."""
     assert Options() == Options(mask=True, mask_format="mkv", overlay=False, bins=False, stats=True, events=True,
                                 snapshots=False, clips=False, force=False, method="kl_motion", max_frames=0,
                                 reconnect=False, reconnect_attempts=0, reconnect_delay=0.5, stream_timeout=10.0,
@@ -137,6 +137,8 @@ def test_options_and_report_defaults():
         False, False, True, False, True]
     assert r.fps == 0.0 and InputReport("x", frames=10, seconds=4.0).fps == 2.5
     assert InputReport("x", frames=5, seconds=-1.0).fps == 0.0
+    assert InputReport("x", frames=1, seconds=0.5).fps == 2.0                     # under a second too
+    assert InputReport("x", frames=1, seconds=1.2344).to_dict()["seconds"] == 1.234
     d = InputReport("x", frames=10, seconds=3.0004999).to_dict()
     assert (d["fps"], d["seconds"]) == (3.33, 3.0)
     d = InputReport("x", frames=2, seconds=3.0).to_dict()
@@ -406,7 +408,8 @@ def test_events_reach_the_file_as_they_happen_and_the_mask_video_is_grey(tmp_pat
 
 def test_a_failed_run_keeps_what_it_wrote_under_temporary_names(tmp_path):
     """close(ok=False): outputs holding something keep their .part names, empty ones are removed,
-    nothing is renamed or listed, earlier snapshots stay.  Planted: `not ok` dropped (empty
+    nothing is renamed or listed, earlier snapshots stay.  Planted: `getattr(s, "lines", -1)` (an
+    empty PNG folder kept), `not ok` dropped (empty
     outputs discarded on success too), `frames and lines` (a text file with lines discarded),
     commit run for a failed run (`if ok`), the stale files removed after a failure."""
     old = tmp_path / "o" / "snapshots"
@@ -419,7 +422,7 @@ def test_a_failed_run_keeps_what_it_wrote_under_temporary_names(tmp_path):
                                                                   "stats.part.csv"]
     assert len(lines(tmp_path / "o" / "stats.part.csv")) == 6 and len(list((tmp_path / "o" / "mask.part").iterdir())) == 5
     assert [p.name for p in old.iterdir()] == ["event-0007.jpg"]
-    o = drive(tmp_path / "e", [], Options(overlay=True, report=False), ok=False)
+    o = drive(tmp_path / "e", [], Options(overlay=True, bins=True, report=False), ok=False)
     assert o.closed_outputs == [] and list((tmp_path / "e").iterdir()) == []
     o = drive(tmp_path / "k", moving(5, ()), Options(report=False))
     assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["boxes.csv", "events.jsonl", "mask.mkv",
@@ -524,3 +527,13 @@ def test_clips_cut_from_an_h264_file(tmp_path, caplog):
         o.close(True)
     assert caplog.messages == ["s: could not cut event 1's clip from the file"]
     assert "clip" not in jsonl(out / "events.jsonl")[1] and not (out / "clips" / "event-0001.mp4").exists()
+
+
+def test_without_boxes_and_at_30_fps(tmp_path):
+    """--no-boxes on frames with blobs; an input at 30 fps, whose times have more than two decimals.
+    Planted: `self.boxes is not None or it.blobs` (None.line), the start record's time rounded to 3
+    digits."""
+    o = drive(tmp_path / "o", moving(12, range(5, 9)), Options(boxes=False, report=False), fps=30.0)
+    assert not (tmp_path / "o" / "boxes.csv").exists() and o.closed_outputs[-1].endswith("events.jsonl")
+    start, end = jsonl(tmp_path / "o" / "events.jsonl")
+    assert start["start_time"] == end["start_time"] == round(4 / 30, 4) == 0.1333
