@@ -362,7 +362,7 @@ EQUIVALENT += [
     ("outputs", "NumberReplacer", "keep = self.pre + params.event_start_frames + 1 if encode else 0", "else 1",
      "the ring is read only by _clip_frame, which runs only when clips are encoded: its size otherwise is unused"),
     ("outputs", "NumberReplacer", "peak_img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0",
-     "opacity= 1", "the mask given is all zeros: no pixel is tinted, whatever the opacity"),
+     "opacity= ", "the mask given is all zeros: no pixel is tinted, whatever the opacity"),
     ("outputs", "ReplaceComparisonOperator_Gt_GtE", "interpolation=cv2.INTER_AREA) if w > THUMB_WIDTH else peak_img",
      "w >= THUMB_WIDTH", "a frame exactly 240 wide is resized to its own size, which INTER_AREA returns unchanged "
      "(test_thumbnails_of_small_frames_and_without_kl compares a 240-wide thumbnail's bytes)"),
@@ -427,6 +427,15 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
      "tested with the budget patched small"),
     ("outputs", "NumberReplacer", "cap = max(1, int(CLIP_MEMORY_BYTES // max(1, it.frame.nbytes)))", "max( 2,",
      "differs only for a frame of one byte (a 1x1 grey frame), and then only past 128 million frames held"),
+    ("outputs", "NumberReplacer", "keep = self.pre + params.event_start_frames + 1 if encode else 0", "+ 0 if",
+     "the ring holds one frame more than an event's start needs (pre + event_start_frames, all it writes); "
+     "without it only the 'pre_capture limited' warning differs, when the budget is exactly that one frame short"),
+    ("outputs", "ReplaceContinueWithBreak", "                continue", "                break",
+     "close()'s `if s.closed: continue` (a sink discarded in step 1, which happens only in a failed run): "
+     "breaking there leaves only the later sinks' closed flag unset (nothing is renamed in a failed run), and "
+     "close() runs once"),
+    ("outputs", "ReplaceOrWithAnd", 'log.warning("cannot remove %s: %s", f, e.strerror or e)', "",
+     "the warning's text when a stale file cannot be removed: unreachable as root (see above)"),
     ("outputs", "ReplaceTrueWithFalse", "self._budget_set = True", "",
      "the memory budget computed again on every frame: it changes only when the frame size changes during an "
      "input with clips past the budget; no test makes that"),

@@ -247,7 +247,8 @@ def test_every_file_of_a_run(tmp_path):
 def test_thumbnails_of_small_frames_and_without_kl(tmp_path):
     """A frame 240 wide or less is its own thumbnail; an odd height rounds; no KL map: empty kl
     fields.  Planted: `w >= THUMB_WIDTH`, the height's `max(1, ...)` / rounding, kl fields written
-    as 0 when the detector gives none (`is None`), thumbs kept without a report (`in` reversed)."""
+    as 0 when the detector gives none (`is None`), thumbs kept without a report (`in` reversed),
+    `max(0, ...)` for the height (0 for a very wide frame)."""
     class NoKl(Bright):
         def apply(self, frame):
             r = super().apply(frame)
@@ -272,6 +273,9 @@ def test_thumbnails_of_small_frames_and_without_kl(tmp_path):
     img = cv2.imdecode(np.frombuffer(o.thumbs[1], np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (14, 240, 3)
     o = drive(tmp_path / "t", moving(12, range(5, 9), size=(2000, 8)), Options(), small_area)
+    img = cv2.imdecode(np.frombuffer(o.thumbs[1], np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (1, 240, 3)
+    o = drive(tmp_path / "u", moving(12, range(5, 9), size=(4000, 8)), Options(), small_area)   # 0.48 rounds to 0
     img = cv2.imdecode(np.frombuffer(o.thumbs[1], np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (1, 240, 3)
     assert drive(tmp_path / "n", moving(12, range(5, 9)), Options(report=False)).thumbs is None
@@ -323,13 +327,17 @@ def test_clip_gaps_ends_and_the_memory_bound(tmp_path, monkeypatch, caplog):
     of the input missing its last frames (the tail not closed by close()), the ring's length
     (`pre + event_start_frames`), the memory bound (ring not limited, its warning, pending not
     bounded: `max(self.max_pending, cap)` as `min`), frames of the gap dropped when the bound is
-    reached."""
+    reached, the clip still open at close() or a video without frames listed (`p is not None or s not in
+    clips`)."""
     params = P.replace(pre_capture=0.08, post_capture=0.08)
     drive(tmp_path / "a", moving(20, range(5, 9)), Options(clips=True, report=False), params)
     assert clip_frames(tmp_path / "a" / "clips" / "event-0001.mp4") == list(range(3, 11))
     params = P.replace(pre_capture=0.2, post_capture=0.2)
-    drive(tmp_path / "b", moving(10, range(7, 10)), Options(clips=True, report=False), params)
+    o = drive(tmp_path / "b", moving(10, range(7, 10)), Options(clips=True, report=False), params)
     assert clip_frames(tmp_path / "b" / "clips" / "event-0001.mp4") == list(range(2, 11))
+    assert o.closed_outputs == [str(tmp_path / "b" / n) for n in ("mask.mkv", "stats.csv", "events.jsonl", "boxes.csv")]
+    o = drive(tmp_path / "z", [], Options(overlay=True, report=False))      # nothing written: no video listed
+    assert o.closed_outputs == [str(tmp_path / "z" / n) for n in ("stats.csv", "events.jsonl", "boxes.csv")]
     drive(tmp_path / "c", moving(10, range(2, 5)), Options(clips=True, report=False), params)
     assert clip_frames(tmp_path / "c" / "clips" / "event-0001.mp4") == list(range(1, 10))
     monkeypatch.setattr(outputs_mod, "CLIP_MEMORY_BYTES", 3 * 32 * 24 * 3)
@@ -461,8 +469,9 @@ def test_one_output_that_cannot_be_finished_fails_the_run(tmp_path):
 def test_a_complete_run_removes_what_an_earlier_run_left(tmp_path):
     """--force over an earlier run: its snapshots and clips that this run did not write (and
     .part leftovers, a folder) are removed; this run's are kept.  Planted: `f.name in
-    self._written`, the folder test (`and`: None.is_dir()), a folder unlinked (`is_dir()`
-    reversed), the removal skipped (`if ok and errors`)."""
+    self._written`, the folder test (`and`: None.is_dir()), `break` for its `continue` (the clips
+    of a run without snapshots not cleaned), a folder unlinked (`is_dir()` reversed), the removal
+    skipped (`if ok and errors`)."""
     out = tmp_path / "o"
     for d in ("snapshots", "clips"):
         (out / d / "junk").mkdir(parents=True)
@@ -479,6 +488,10 @@ def test_a_complete_run_removes_what_an_earlier_run_left(tmp_path):
     assert o._written == {"event-0001.jpg", "event-0001.mp4"}
     o = drive(tmp_path / "n", moving(8, ()), Options(clips=True, report=False))   # no event: no clips folder
     assert not (tmp_path / "n" / "clips").exists()
+    (tmp_path / "c" / "clips").mkdir(parents=True)                  # clips without snapshots: still cleaned
+    (tmp_path / "c" / "clips" / "event-0005.mp4").write_bytes(b"old")
+    drive(tmp_path / "c", moving(16, range(5, 9)), Options(clips=True, report=False, force=True), params)
+    assert [p.name for p in (tmp_path / "c" / "clips").iterdir()] == ["event-0001.mp4"]
 
 
 def test_clips_cut_from_an_h264_file(tmp_path, caplog):
