@@ -347,6 +347,9 @@ EQUIVALENT += [
      "the `break` at stop.is_set() (the only one of _process that survives; those at --end and --max-frames are "
      "killed): the reader stops at the same Event, so `continue` only drains the frames already queued (at most "
      "queue_size) without processing them: the same outputs and report"),
+    ("pipeline", "ReplaceTrueWithFalse", "at_end = True", "at_end = False",
+     "the at_end of a file or folder (--end as a frame): _finish_report reads at_end only for live sources (the "
+     "live one's mutant is killed)"),
     ("pipeline", "ReplaceComparisonOperator_Gt_GtE", "if opt.lead_in > 0 and not info.live:", "lead_in >= 0", _LEAD0),
     ("pipeline", "NumberReplacer", "if opt.lead_in > 0 and not info.live:", "lead_in > -1", _LEAD0),
 ]
@@ -359,10 +362,11 @@ EQUIVALENT += [
     ("outputs", "NumberReplacer", "self.max_pending = max(self.post, 1)", "max(self.post, 0)",
      "the first frame handed to _clip_frame sets max_pending = max(max_pending, cap) with cap >= 1 before it is "
      "ever read: max(post, 0) and max(post, 1) end the same"),
+    ("outputs", "NumberReplacer", "cap = max(1, int(CLIP_MEMORY_BYTES // max(1, it.frame.nbytes)))", "max( 0,",
+     "a frame has at least one byte: max(0, nbytes) is nbytes, as max(1, nbytes) is"),
     ("outputs", "NumberReplacer", "keep = self.pre + params.event_start_frames + 1 if encode else 0", "else 1",
      "the ring is read only by _clip_frame, which runs only when clips are encoded: its size otherwise is unused"),
-    ("outputs", "NumberReplacer", "peak_img = draw_overlay(frame, np.zeros(frame.shape[:2], np.uint8), opacity=0.0",
-     "opacity= ", "the mask given is all zeros: no pixel is tinted, whatever the opacity"),
+    ("outputs", "NumberReplacer", "np.uint8), opacity=0.0, boxes=blobs)", "", "the mask given is all zeros: no pixel is tinted, whatever the opacity"),
     ("outputs", "ReplaceComparisonOperator_Gt_GtE", "interpolation=cv2.INTER_AREA) if w > THUMB_WIDTH else peak_img",
      "w >= THUMB_WIDTH", "a frame exactly 240 wide is resized to its own size, which INTER_AREA returns unchanged "
      "(test_thumbnails_of_small_frames_and_without_kl compares a 240-wide thumbnail's bytes)"),
@@ -431,9 +435,10 @@ SURVIVING: list[tuple[str, str, str, str, str]] = [
      "the ring holds one frame more than an event's start needs (pre + event_start_frames, all it writes); "
      "without it only the 'pre_capture limited' warning differs, when the budget is exactly that one frame short"),
     ("outputs", "ReplaceContinueWithBreak", "                continue", "                break",
-     "close()'s `if s.closed: continue` (a sink discarded in step 1, which happens only in a failed run): "
-     "breaking there leaves only the later sinks' closed flag unset (nothing is renamed in a failed run), and "
-     "close() runs once"),
+     "close()'s `continue`s of step 2 in a failed run (a sink discarded in step 1, `if not ok`): breaking out "
+     "leaves only the later sinks' closed flag unset (nothing is renamed in a failed run), and close() runs once"),
+    ("outputs", "ReplaceTrueWithFalse", "            s.closed = True", "",
+     "the closed flag of step 2: nothing reads it after close(), which runs once per run"),
     ("outputs", "ReplaceOrWithAnd", 'log.warning("cannot remove %s: %s", f, e.strerror or e)', "",
      "the warning's text when a stale file cannot be removed: unreachable as root (see above)"),
     ("outputs", "ReplaceTrueWithFalse", "self._budget_set = True", "",
