@@ -47,6 +47,19 @@ def run_process(*args, timeout: float = 120, method: bool = True) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def video_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded (BGR)."""
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        out.append(f)
+    cap.release()
+    return out
+
+
 def count_frames(path: Path) -> int:
     cap = cv2.VideoCapture(str(path))
     n = 0

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest_process import no_traceback, part_files, read_events, read_stats, run_process
+from conftest_process import no_traceback, part_files, read_events, read_stats, run_process, video_frames
 
 pytest.importorskip("distributed", reason="the cluster tests need pip install 'kl-motion[cluster]'")
 
@@ -73,15 +73,7 @@ def clips(tmp_path_factory):
 
 
 def masks(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f[:, :, 0].copy())
-    cap.release()
-    return out
+    return [f[:, :, 0].copy() for f in video_frames(path)]
 
 
 def test_whole_files_equal_the_local_run(cluster, clips, tmp_path):

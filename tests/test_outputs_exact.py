@@ -32,6 +32,7 @@ from kl_motion.params import Params
 from kl_motion.postprocess import Blob
 from kl_motion.sinks import write_image
 
+from conftest_process import video_frames
 from test_pipeline_exact import Bright
 
 P = Params(event_start_frames=2, event_gap=0.2, warmup_frames=0, pre_capture=0.0, post_capture=0.0)
@@ -70,15 +71,7 @@ def number_of(f: np.ndarray) -> int:
 
 
 def clip_frames(path: Path) -> list[int]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(number_of(f))
-    cap.release()
-    return out
+    return [number_of(f) for f in video_frames(path)]
 
 
 def drive(out: Path, frames, opt: Options, params: Params = P, fps: float = 25.0, ok: bool = True,
