@@ -426,16 +426,17 @@ def test_each_task_gets_its_share_of_the_cores(cluster):
 def _faults_of_frame_sized_blocks(n: int = 40, nbytes: int = 1 << 20) -> dict:
     """Minor page faults of allocating, filling and freeing ``n`` blocks of ``nbytes`` one after the
     other (as a frame loop does) in the process this runs in, and the MALLOC_TRIM_THRESHOLD_ it was
-    started with."""
+    started with.  Counted for the calling thread only (RUSAGE_THREAD): a worker's warm-up thread may
+    be loading the kernels meanwhile, and its faults are not the frames'."""
     import resource
     a = np.ones(nbytes, np.uint8)               # one block first: glibc's own threshold adapts to it
     del a
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    f0 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
     for _ in range(n):
         a = np.ones(nbytes, np.uint8)
         del a
     start = [x for x in Path("/proc/self/environ").read_bytes().split(b"\0") if x.startswith(b"MALLOC_TRIM")]
-    return dict(faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0, trim=start)
+    return dict(faults=resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - f0, trim=start)
 
 
 def _profiler_scheduled(dask_worker) -> bool:
