@@ -25,6 +25,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import numba_inline
+
+numba_inline.apply()      # before any compile: numba's inliner without its quadratic copy
+
 _JIT = dict(cache=True, nogil=True)
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)

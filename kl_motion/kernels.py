@@ -34,6 +34,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import numba_inline
+
+numba_inline.apply()      # before any compile: numba's inliner without its quadratic copy
+
 _JIT = dict(cache=True, nogil=True, fastmath=True, error_model="numpy")
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
