@@ -10,7 +10,7 @@ import cv2
 import numba
 import numpy as np
 
-from . import blobs_nb, kernels
+from . import blobs_nb, kernels, precompile
 from .atomic import atomic_path
 from .errors import FrameError, FrameTypeError, StateError
 from .params import Params, PendingParams, needs_reset
@@ -221,6 +221,8 @@ class MotionModel(PendingParams):
         frame = self._check(frame)
         if self._shape is None:
             self._allocate(frame.shape)
+            if precompile.cold(self._shape[2] == 3):      # a new machine: the cleanup compiles on the other core
+                precompile.start(*self._kl.shape, self._params)
         assert self._shape is not None
         p = self._params
         H, W, C = self._shape

@@ -1,0 +1,94 @@
+"""kl_motion.precompile: on a cold numba cache the cleanup kernels are compiled by a helper process.
+
+Real processes and a real, empty numba cache folder: the helper (``python -m kl_motion.precompile``)
+runs alone; then a new process with the same cache runs the real cleanup with the same parameters
+and compiles nothing (every blobs_nb kernel it calls comes from the cache).  Planted and seen
+failing: the helper ignoring the zones (the zone path's kernels are then compiled by the real
+cleanup), ``cold()`` answering True with a warm cache, the model not starting the helper on a cold
+cache.  (A helper image without shadow pixels compiles the same kernels: numba compiles what is
+called, not what is taken.)"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kl_motion import precompile
+from kl_motion.model import MotionModel
+from kl_motion.params import Params
+
+CHECK = r"""
+import json, sys
+import numpy as np
+from kl_motion import blobs_nb, precompile
+from kl_motion.model import _cover
+from kl_motion.params import Params
+from kl_motion.postprocess import clean, zone_mask
+h, w, p = int(sys.argv[1]), int(sys.argv[2]), Params.from_dict(json.loads(sys.argv[3]))
+before = precompile.cold(True), precompile._cached(blobs_nb.label_bits)
+rng = np.random.default_rng(1)
+raw = np.where(rng.random((h, w)) < 0.02, 255, 0).astype(np.uint8)   # a real label image: blobs, noise
+raw[h // 3: h // 2, w // 3: w // 2] = 255
+raw[h // 2: h // 2 + 6, w // 3: w // 2] = 127
+fb = np.zeros_like(raw)
+mask, blobs = clean(raw, p, zone_mask(p, w, h), 1.0, feedback=fb)
+_cover(fb, np.zeros_like(raw))
+misses = {n: sum(d.stats.cache_misses.values()) for n, d in vars(blobs_nb).items()
+          if hasattr(d, "stats") and sum(d.stats.cache_misses.values())}
+hits = sum(sum(d.stats.cache_hits.values()) for d in vars(blobs_nb).values() if hasattr(d, "stats"))
+print(json.dumps(dict(before=before, misses=misses, hits=hits, blobs=len(blobs))))
+"""
+
+
+def _env(cache):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), KL_MOTION_PRECOMPILE="0")
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return env
+
+
+@pytest.mark.parametrize("zones", [False, True], ids=["defaults", "ignore-zone"])
+def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path, zones):
+    p = Params(ignore_zones=[[[0, 0], [0.3, 0], [0.3, 0.3]]] if zones else [])
+    h, w = 120, 160
+    args = [str(h), str(w), json.dumps(p.to_dict())]
+    cache = tmp_path / "numba"
+    # a cold cache: nothing there yet
+    r0 = subprocess.run([sys.executable, "-c", "from kl_motion import precompile, blobs_nb; "
+                         "print(precompile.cold(True), precompile._cached(blobs_nb.label_bits))"],
+                        capture_output=True, text=True, timeout=120, env=_env(cache))
+    assert r0.returncode == 0 and r0.stdout.split() == ["True", "False"], r0.stderr[-800:]
+    helper = subprocess.run([sys.executable, "-m", "kl_motion.precompile", *args], capture_output=True, text=True,
+                            timeout=600, env=_env(cache))
+    assert helper.returncode == 0, helper.stderr[-800:]
+    r = subprocess.run([sys.executable, "-c", CHECK, *args], capture_output=True, text=True, timeout=600,
+                       env=_env(cache))
+    assert r.returncode == 0, r.stderr[-800:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    # the cleanup is cached now, so cold() (both missing) is False; the real cleanup compiled nothing
+    assert out["before"] == [False, True]
+    assert out["misses"] == {}, out
+    assert out["hits"] >= 5 and out["blobs"] >= 1
+
+
+def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
+    started = []
+    monkeypatch.setattr(precompile, "start", lambda h, w, p: started.append((h, w)))
+    frame = np.zeros((48, 64, 3), np.uint8)
+    monkeypatch.setattr(precompile, "cold", lambda colour: False)
+    MotionModel(Params()).apply(frame)
+    assert started == []
+    monkeypatch.setattr(precompile, "cold", lambda colour: colour)
+    m = MotionModel(Params(scale=0.5))
+    m.apply(frame)
+    m.apply(frame)                       # once per model, at its first frame, with the model's working size
+    assert started == [(24, 32)]
+
+
+def test_cold_is_false_where_the_kernels_are_cached():
+    """This test process has run the kernels before (the suite's cache is warm by now)."""
+    MotionModel(Params()).apply(np.zeros((48, 64, 3), np.uint8))
+    assert precompile.cold(True) is False
