@@ -36,7 +36,7 @@ def cold(colour: bool) -> bool:
     """True when both the model kernel for this channel count and the cleanup are missing from the cache."""
     from . import blobs_nb, kernels
     step = kernels._step3 if colour else kernels._step1
-    return _cached(step) is False and _cached(blobs_nb.label_bits) is False
+    return _cached(step) is False and _cached(blobs_nb.paint_runs) is False      # paint_runs: on every path
 
 
 def start(height: int, width: int, params) -> subprocess.Popen | None:

@@ -29,7 +29,7 @@ from kl_motion.model import _cover
 from kl_motion.params import Params
 from kl_motion.postprocess import clean, zone_mask
 h, w, p = int(sys.argv[1]), int(sys.argv[2]), Params.from_dict(json.loads(sys.argv[3]))
-before = precompile.cold(True), precompile._cached(blobs_nb.label_bits)
+before = precompile.cold(True), precompile._cached(blobs_nb.paint_runs)
 rng = np.random.default_rng(1)
 raw = np.where(rng.random((h, w)) < 0.02, 255, 0).astype(np.uint8)   # a real label image: blobs, noise
 raw[h // 3: h // 2, w // 3: w // 2] = 255
@@ -58,7 +58,7 @@ def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path
     cache = tmp_path / "numba"
     # a cold cache: nothing there yet
     r0 = subprocess.run([sys.executable, "-c", "from kl_motion import precompile, blobs_nb; "
-                         "print(precompile.cold(True), precompile._cached(blobs_nb.label_bits))"],
+                         "print(precompile.cold(True), precompile._cached(blobs_nb.paint_runs))"],
                         capture_output=True, text=True, timeout=120, env=_env(cache))
     assert r0.returncode == 0 and r0.stdout.split() == ["True", "False"], r0.stderr[-800:]
     helper = subprocess.run([sys.executable, "-m", "kl_motion.precompile", *args], capture_output=True, text=True,
