@@ -75,14 +75,16 @@ def test_live_stream_start_is_announced_before_the_event_ends(tmp_path):
         recs = read_events(d / "events.jsonl", None)
         assert [r["type"] for r in recs] == ["start", "end"]
         motion_s = recs[1]["end_time"] - recs[1]["start_time"]
-        assert 4.0 <= motion_s <= 6.0, recs
+        # 5 s of motion in stream time; the bounds leave room for a loaded machine, where frames
+        # arrive late and then in bursts (a missing start or end, or frame counts for seconds, fail)
+        assert 3.5 <= motion_s <= 7.5, recs
         # the hook: start, then end, with the gap of the motion between them
         hook = [line.split() for line in hook_log.read_text().splitlines()]
         assert [(h[0], h[1]) for h in hook] == [("start", "1"), ("end", "1")]
-        assert float(hook[1][2]) - float(hook[0][2]) >= 3.5
+        assert float(hook[1][2]) - float(hook[0][2]) >= 2.0       # announced at the start, not at the end
         # the webhook: the same two records, start well before end
         assert [b["type"] for _, b in web.requests] == ["start", "end"]
-        assert web.times[1] - web.times[0] >= 3.5
+        assert web.times[1] - web.times[0] >= 2.0
         assert web.requests[1][1]["id"] == 1 and web.requests[1][1]["tracks"]
         # MQTT: ON then OFF; a late subscriber gets the retained OFF
         name = d.name
@@ -275,7 +277,7 @@ def test_start_on_a_stream_is_refused(tmp_path):
 
 
 def test_end_time_on_a_stream(tmp_path):
-    with MJPEGServer(frames_per_connection=400, connections=1, fps=50) as s:
+    with MJPEGServer(frames_per_connection=2000, connections=1, fps=50) as s:     # 40 s of stream
         t0 = time.monotonic()
         r = run_process(s.url, "--out", tmp_path, "--end", "1.5", "--stream-timeout", "5", "--no-report")
         took = time.monotonic() - t0
@@ -286,4 +288,6 @@ def test_end_time_on_a_stream(tmp_path):
     rows = read_stats(d / "stats.csv")
     assert float(rows[-1]["time"]) < 1.5 and float(rows[-1]["time"]) > 1.0
     s = json.loads((d / "summary.json").read_text())
-    assert s["status"] == "ok" and took < 7.5         # the server would have gone on for 8 s
+    # the server would have gone on for 40 s; process start and numba's cache load take a few
+    # seconds, more on a loaded machine
+    assert s["status"] == "ok" and took < 25
