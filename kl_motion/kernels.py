@@ -59,7 +59,13 @@ _SQRTH = np.int32(0x3F3504F3)
 # scratch rows per band (float32): pass 1's, then pass 2's; _CM and _FR are C rows each
 _SC, _BEST, _CUM, _BK, _CM = 0, 1, 2, 3, 4
 _A, _TOT, _COLSUM, _M, _NM, _FR = 7, 8, 9, 10, 11, 12
-_NSF = 15
+# the neighbour test's per-neighbour terms (1 / variance and the variance term of the KL, of the main
+# component), a ring of up to _NBR rows (neighbour_radius <= 3), and the row each slot holds (_TAG)
+_NBR = 7
+_RI = 15
+_RV = _RI + _NBR
+_TAG = _RV + _NBR
+_NSF = _TAG + 1
 # the neighbour test runs as a vector loop over a row when more than 1 / _NB_VEC of its pixels need it
 _NB_VEC = 8
 
@@ -140,13 +146,14 @@ def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, C, first, bg_ratio, va
             cur[C, y, x] = s
             sc_[x] = s if s >= var_min else var_min
     _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain, nb_r, shadows, sh_lo, sh_hi,
-           sh_chroma)
+           sh_chroma, beta >= F1)
 
 
 @njit(inline="always", **_JIT)
 def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain, nb_r, shadows, sh_lo, sh_hi,
-           sh_chroma):
-    """Row y of pass 1 after the current distribution (means fs[_CM + c], variance fs[_SC]).
+           sh_chroma, same_sc):
+    """Row y of pass 1 after the current distribution (means fs[_CM + c], variance fs[_SC]; same_sc:
+    every pixel's current variance is the same, var_min, as with current_rate 1).
     Integer quantities (component indices, counts) are kept as float32 so that every lane of
     the vector loops is 32 bits wide."""
     H = st.shape[0]
@@ -190,13 +197,15 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
         raw_out[y, x] = (np.uint8(2) if fl else np.uint8(0)) | last
         nfl += F1 if fl else F0
     # neighbours' background: as a vector loop over the row where enough of its pixels need it
-    # (the same comparisons in the same order as the scalar loop below, so the same bits)
+    # (the same comparisons in the same order as the scalar loop below; the same bits, or with
+    # current_rate 1 within a bit of them: _neighbours_row3)
     vec = (nb_r > 0) & (nfl * np.float32(_NB_VEC) > np.float32(W))
     if vec:
+        pre = same_sc & (W >= _NBR)
         if C == 3:
-            _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC)
+            _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC, pre)
         else:
-            _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC)
+            _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC, pre)
         for x in range(W):
             kl_px[y, x] = best[x]
     if not shadows and (nb_r <= 0 or vec):
@@ -263,14 +272,51 @@ _JIT_NB = dict(_JIT, fastmath={"nnan", "ninf", "nsz", "contract", "afn", "reasso
 
 
 @njit(**_JIT_NB)
-def _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC):
+def _neighbour_terms(st, fs, y, nb_r):
+    """The ring rows the neighbour test of row y reads, for rows not in it yet: per pixel q of row qy,
+    1 / sb and max(0, r - 1 - ln r) with r = sc / sb, sb the variance of q's main component and sc the
+    current variance, the same at every pixel (fs[_SC, 0]).  Those are the parts of
+    KL(current || q's main component) (_kl_iso) that do not depend on the pixel tested, with the same
+    operations: each is computed once per frame instead of once per pixel that has q as a neighbour
+    (2 nb_r + 1)^2 - 1 times.  The mixture of rows y - nb_r .. y + nb_r does not change while the
+    rows whose test reads it are scored (pass 2 of a row runs lag >= nb_r rows behind pass 1)."""
+    H = st.shape[0]
+    W = st.shape[3]
+    R = 2 * nb_r + 1
+    sc = fs[_SC, 0]
+    for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
+        s = qy % R
+        if fs[_TAG, s] == np.float32(qy):
+            continue
+        fs[_TAG, s] = np.float32(qy)
+        sbr = st[qy, 1, 0]
+        ir = fs[_RI + s]
+        vr = fs[_RV + s]
+        for x in range(W):
+            isb = F1 / sbr[x]
+            r = sc * isb
+            v = r - F1 - _logf(r)
+            ir[x] = isb
+            vr[x] = v if v > F0 else F0
+
+
+@njit(**_JIT_NB)
+def _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC, pre):
     """Row y of a colour frame: fs[_BEST, x] <- min(fs[_BEST, x], KL(current || main component of
     neighbour q)) over the neighbours q within nb_r, in row-major order, at the pixels flagged 2
     (their own background does not explain them), each neighbour tried only where its first term
     is below the running minimum: the scalar loop of _score, as a vector loop over the row (the
-    same bits).  The offset rows are slices, so the loop indexes every array from 0."""
+    same bits).  The offset rows are slices, so the loop indexes every array from 0.  pre: every
+    pixel's current variance is the same (current_rate 1, the default), and the neighbours' terms
+    come from _neighbour_terms: no division and no log in this loop (AVX2 code: model time -6 to -9 %).
+    The same operations, but LLVM's fast-math contracts them differently in the two loops: the KL
+    can differ from the scalar loop's in its last bit (3e-5 at 40; on the 7 shared sequences not one
+    mask pixel changed: kl-motion eval's counts are identical; docs/speed.md)."""
     H = st.shape[0]
     W = st.shape[3]
+    R = 2 * nb_r + 1
+    if pre:
+        _neighbour_terms(st, fs, y, nb_r)
     for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
         for dx in range(-nb_r, nb_r + 1):
             if qy == y and dx == 0:
@@ -289,6 +335,22 @@ def _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC):
             c1 = fs[_CM + 1, x0:]
             c2 = fs[_CM + 2, x0:]
             fv = raw_out[y, x0:]
+            if pre:
+                iq = fs[_RI + qy % R, qa:]
+                vq = fs[_RV + qy % R, qa:]
+                for i in range(n):
+                    sb = sbq[i]
+                    d = c0[i] - m0[i]
+                    dm = d * d
+                    d = c1[i] - m1[i]
+                    dm += d * d
+                    d = c2[i] - m2[i]
+                    dm += d * d
+                    b = bv[i]
+                    dq = FH * dm * iq[i] + hC * vq[i]            # _kl_iso's expression
+                    take = ((fv[i] & np.uint8(2)) != 0) & (nmq[i] != 0) & (FH * dm < b * sb) & (dq < b)
+                    bv[i] = dq if take else b
+                continue
             for i in range(n):
                 sb = sbq[i]
                 d = c0[i] - m0[i]
@@ -304,10 +366,13 @@ def _neighbours_row3(st, nmodes, raw_out, fs, y, nb_r, hC):
 
 
 @njit(**_JIT_NB)
-def _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC):
+def _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC, pre):
     """_neighbours_row3 for one channel."""
     H = st.shape[0]
     W = st.shape[3]
+    R = 2 * nb_r + 1
+    if pre:
+        _neighbour_terms(st, fs, y, nb_r)
     for qy in range(max(y - nb_r, 0), min(y + nb_r, H - 1) + 1):
         for dx in range(-nb_r, nb_r + 1):
             if qy == y and dx == 0:
@@ -322,6 +387,18 @@ def _neighbours_row1(st, nmodes, raw_out, fs, y, nb_r, hC):
             sv = fs[_SC, x0:]
             c0 = fs[_CM, x0:]
             fv = raw_out[y, x0:]
+            if pre:
+                iq = fs[_RI + qy % R, qa:]
+                vq = fs[_RV + qy % R, qa:]
+                for i in range(n):
+                    sb = sbq[i]
+                    d = c0[i] - m0[i]
+                    dm = d * d
+                    b = bv[i]
+                    dq = FH * dm * iq[i] + hC * vq[i]
+                    take = ((fv[i] & np.uint8(2)) != 0) & (nmq[i] != 0) & (FH * dm < b * sb) & (dq < b)
+                    bv[i] = dq if take else b
+                continue
             for i in range(n):
                 sb = sbq[i]
                 d = c0[i] - m0[i]
@@ -534,6 +611,8 @@ def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, CC,
     H = frame.shape[1]
     lag = max(pool_r, nb_r)
     if not edges:
+        for s in range(min(_NBR, frame.shape[2])):
+            fs[_TAG, s] = -F1                   # the neighbour terms' ring holds no row yet
         for y in range(ys, ye):
             _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, CC, first, bg_ratio, var_min, beta,
                    kl_thr, fb, rest_gain, nb_r, shadows, sh_lo, sh_hi, sh_chroma)
