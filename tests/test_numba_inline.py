@@ -19,23 +19,27 @@ from kl_motion import kernels, numba_inline  # noqa: F401  (kernels applies the 
 KNOWN = numba.__version__.startswith("0.68.")
 
 
+def _callee(a, x):
+    """Many blocks (each ternary and branch is a few); compiled inline="always" by _make, and run as
+    plain Python for the expected value."""
+    s = 0.0
+    for i in range(a.shape[0]):
+        v = a[i]
+        s += v if v > x else -v
+        if v > 2 * x:
+            s += 1.0
+        elif v < -x:
+            s -= 2.0
+        t = v * 0.5 if s > 0 else v * 0.25
+        s += t if t < 3.0 else 3.0
+        u = s - v if s > v else v - s
+        s = u if u < 100.0 else s
+    return s
+
+
 def _make():
-    """A callee of many blocks (each ternary and branch is a block) inlined at two call sites."""
-    @njit(inline="always", cache=False)
-    def callee(a, x):
-        s = 0.0
-        for i in range(a.shape[0]):
-            v = a[i]
-            s += v if v > x else -v
-            if v > 2 * x:
-                s += 1.0
-            elif v < -x:
-                s -= 2.0
-            t = v * 0.5 if s > 0 else v * 0.25
-            s += t if t < 3.0 else 3.0
-            u = s - v if s > v else v - s
-            s = u if u < 100.0 else s
-        return s
+    """A fresh caller that inlines _callee at two call sites."""
+    callee = njit(inline="always", cache=False)(_callee)
 
     @njit(cache=False)
     def caller(a, x):
@@ -87,23 +91,9 @@ def test_the_scope_is_copied_once_and_the_code_is_the_same(monkeypatch):
     assert plain[0] > 4 * fixed[0], (plain[0], fixed[0])
     assert fixed[1] == plain[1]
     assert fixed[2] == plain[2]
-    # and the inlined code is right: the plain Python of the same function
+    # and the inlined code is right: the same function run as plain Python
     a = np.linspace(-5, 5, 101)
-
-    def callee(x):
-        s = 0.0
-        for v in a:
-            s += v if v > x else -v
-            if v > 2 * x:
-                s += 1.0
-            elif v < -x:
-                s -= 2.0
-            t = v * 0.5 if s > 0 else v * 0.25
-            s += t if t < 3.0 else 3.0
-            u = s - v if s > v else v - s
-            s = u if u < 100.0 else s
-        return s
-    assert fixed[2] == pytest.approx(callee(1.5) + callee(-1.5), rel=1e-12)
+    assert fixed[2] == pytest.approx(_callee(a, 1.5) + _callee(a, -1.5), rel=1e-12)
 
 
 def test_off_by_the_environment(monkeypatch):
