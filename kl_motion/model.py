@@ -10,25 +10,13 @@ import cv2
 import numba
 import numpy as np
 
-from . import blobs_nb, kernels, precompile
+from . import kernels, precompile
 from .atomic import atomic_path
 from .errors import FrameError, FrameTypeError, StateError
 from .params import Params, PendingParams, needs_reset
-from .postprocess import Blob, clean, zone_mask
+from .postprocess import Blob, clean, feedback_cover, zone_mask
 from .statefile import STATE_VERSION
 from .threads import ThreadTuner, pinned
-
-_DILATE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))   # restless feedback: 7 > 5, 11, 17 (docs/accuracy.md)
-
-
-def _cover(fbm: np.ndarray, out: np.ndarray) -> None:
-    """out nonzero where the 7x7 ellipse around a pixel holds a pixel of the cleaned mask fbm: on
-    bits when the width allows (blobs_nb.cover7, 0/1; 2-3x faster than OpenCV at 320x240), else
-    cv2.dilate (the mask's values).  The kernel only asks whether it is 0."""
-    if fbm.shape[1] % 8 == 0:
-        blobs_nb.cover7(fbm, out)
-    else:
-        cv2.dilate(fbm, _DILATE, dst=out)
 
 
 @dataclass
@@ -282,7 +270,7 @@ class MotionModel(PendingParams):
         # label flips inside or next to the cleaned foreground are objects' edges, not a restless
         # background: the kernel does not count them on the next frame.  The objects are the
         # blobs of feedback_min_area (self._fbm), so min_area changes the output, not the model
-        _cover(self._fbm, self._fgd)
+        feedback_cover(self._fbm, self._fgd)
         if (h, w) != (H, W):
             mask = cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
             kl = cv2.resize(kl, (W, H), interpolation=cv2.INTER_LINEAR)

@@ -178,6 +178,19 @@ def _foreground_bits(raw: np.ndarray, p: Params, median: list | None = None) -> 
     return B
 
 
+_DILATE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))   # restless feedback: 7 > 5, 11, 17 (docs/accuracy.md)
+
+
+def feedback_cover(fbm: np.ndarray, out: np.ndarray) -> None:
+    """The model's restless feedback: out nonzero where the 7x7 ellipse around a pixel holds a pixel of
+    the cleaned mask fbm: on bits when the width allows (blobs_nb.cover7, 0/1; 2-3x faster than OpenCV at
+    320x240), else cv2.dilate (the mask's values).  The kernel only asks whether it is 0."""
+    if fbm.shape[1] % 8 == 0:
+        blobs_nb.cover7(fbm, out)
+    else:
+        cv2.dilate(fbm, _DILATE, dst=out)
+
+
 def zone_mask(p: Params, width: int, height: int) -> np.ndarray | None:
     """1 where motion counts, 0 where it is ignored; None when no zone is set."""
     if not p.ignore_zones and not p.include_zones and not p.zone_mask:

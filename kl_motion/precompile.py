@@ -72,8 +72,7 @@ def warm_cleanup(height: int, width: int, params) -> None:
     background, with these parameters and frame size: numba compiles (or loads) every kernel they use."""
     import numpy as np
 
-    from .model import _cover
-    from .postprocess import clean, zone_mask
+    from .postprocess import clean, feedback_cover, zone_mask
     raw = np.zeros((height, width), np.uint8)
     raw[height // 4: height // 2, width // 4: width // 2] = 255
     raw[height // 2: height // 2 + max(1, height // 8), width // 4: width // 2] = 127
@@ -81,7 +80,7 @@ def warm_cleanup(height: int, width: int, params) -> None:
     feedback = np.zeros_like(raw)
     out = np.zeros_like(raw)
     clean(raw, params, zone, 1.0, feedback=feedback)
-    _cover(feedback, out)
+    feedback_cover(feedback, out)
 
 
 def main(argv: list[str]) -> int:

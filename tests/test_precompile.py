@@ -25,9 +25,8 @@ CHECK = r"""
 import json, sys
 import numpy as np
 from kl_motion import blobs_nb, precompile
-from kl_motion.model import _cover
 from kl_motion.params import Params
-from kl_motion.postprocess import clean, zone_mask
+from kl_motion.postprocess import clean, feedback_cover, zone_mask
 h, w, p = int(sys.argv[1]), int(sys.argv[2]), Params.from_dict(json.loads(sys.argv[3]))
 before = precompile.cold(True), precompile._cached(blobs_nb.paint_runs)
 rng = np.random.default_rng(1)
@@ -36,7 +35,7 @@ raw[h // 3: h // 2, w // 3: w // 2] = 255
 raw[h // 2: h // 2 + 6, w // 3: w // 2] = 127
 fb = np.zeros_like(raw)
 mask, blobs = clean(raw, p, zone_mask(p, w, h), 1.0, feedback=fb)
-_cover(fb, np.zeros_like(raw))
+feedback_cover(fb, np.zeros_like(raw))
 misses = {n: sum(d.stats.cache_misses.values()) for n, d in vars(blobs_nb).items()
           if hasattr(d, "stats") and sum(d.stats.cache_misses.values())}
 hits = sum(sum(d.stats.cache_hits.values()) for d in vars(blobs_nb).values() if hasattr(d, "stats"))
