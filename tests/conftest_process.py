@@ -47,9 +47,9 @@ def run_process(*args, timeout: float = 120, method: bool = True) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def video_frames(path: Path) -> list[np.ndarray]:
-    """Every frame of a video file, decoded (BGR)."""
-    cap = cv2.VideoCapture(str(path))
+def video_frames(path: Path, api: int = cv2.CAP_ANY) -> list[np.ndarray]:
+    """Every frame of a video file, decoded (BGR); api: OpenCV's backend (e.g. cv2.CAP_FFMPEG)."""
+    cap = cv2.VideoCapture(str(path), api)
     out = []
     while True:
         ok, f = cap.read()

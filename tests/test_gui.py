@@ -15,6 +15,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 
+from conftest_process import video_frames  # noqa: E402
+
 from kl_motion import MotionModel, Params  # noqa: E402
 from kl_motion.gui import controls as controls_mod  # noqa: E402
 from kl_motion.gui.compose import MODES, Composer, ViewSettings, grid_to_frame  # noqa: E402
@@ -283,14 +285,7 @@ def test_snapshot_and_recording(make_window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: len(marks) == 2, timeout=WAIT)
     (p0, n0), (p1, n1) = marks
     assert p0 == str(rec) and p1 == ""
-    cap = cv2.VideoCapture(str(rec))
-    got = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        got.append(f)
-    cap.release()
+    got = video_frames(rec)
     assert len(got) == n1 - n0            # every frame processed while recording is in the file
     assert len(got) >= 10 and got[0].shape == (240, 320, 3)
     # what was shown: mask images (black and white, after the codec), with motion in some of them

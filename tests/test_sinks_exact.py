@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest_process import video_frames
+
 from kl_motion import sinks
 from kl_motion.errors import OutputError
 from kl_motion.sinks import (ImageSequenceSink, TextSink, VideoSink, check_new, check_space, verify_video,
@@ -27,15 +29,7 @@ RNG = np.random.default_rng(17)
 
 
 def _decode(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
+    return video_frames(path, cv2.CAP_FFMPEG)
 
 
 def _fourcc(path: Path) -> str:
