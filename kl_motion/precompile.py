@@ -47,7 +47,7 @@ def start(height: int, width: int, params) -> subprocess.Popen | None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kl_motion.precompile", str(int(height)), str(int(width)),
              json.dumps(params.to_dict())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         return None
     if not _started:
