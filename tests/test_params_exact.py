@@ -11,6 +11,7 @@ here, and a deliberate change updates docs/parameters.md in the same commit:
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from pathlib import Path
 
@@ -289,6 +290,10 @@ def test_parameters_set_from_another_thread_land_between_frames():
             k += 1
             m.set_params(kl_threshold=float(k % 50 + 1), min_area=k % 50 + 1)
 
+    # a short GIL switch interval: the two threads hand over far more often (more chances to land a
+    # set_params mid-frame), and each hand-over no longer waits the default 5 ms (21 s -> ~1 s)
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
     t = threading.Thread(target=flip)
     t.start()
     try:
@@ -298,4 +303,5 @@ def test_parameters_set_from_another_thread_land_between_frames():
     finally:
         stop.set()
         t.join()
+        sys.setswitchinterval(old_interval)
     assert all(int(a) == b for a, b in seen[1:])
