@@ -195,7 +195,7 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
     # at 4 % of the pixels, in 30 % of the runs; component 2 in 0.2 %).  Runs of 8 were slower with
     # AVX-512 code (half its vector width); the same values where a run is scored.
     actb = fs[_ACT].view(np.uint8)
-    W8 = W - W % 16
+    W16 = W - W % 16
     sty = st[y]
     for k in range(K):
         fk = np.float32(k)
@@ -209,12 +209,12 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
             act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
             actb[x] = np.uint8(1) if act else np.uint8(0)
             cum[x] += st[y, 0, k, x]
-        words = actb[:W8].view(np.uint64)
-        for i in range(W8 // 16):
+        words = actb[:W16].view(np.uint64)
+        for i in range(W16 // 16):
             if (words[2 * i] | words[2 * i + 1]) != 0:
                 for x in range(16 * i, 16 * i + 16):
                     _kl_take(sty, cm, sc_, best, bk, x, k, fk, actb[x] != 0, C, hC)
-        for x in range(W8, W):
+        for x in range(W16, W):
             _kl_take(sty, cm, sc_, best, bk, x, k, fk, actb[x] != 0, C, hC)
     nfl = F0
     for x in range(W):
