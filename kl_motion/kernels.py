@@ -24,15 +24,19 @@ per-pixel work (neighbour test, shadow test) in a scalar loop over the few pixel
 it, and the two passes fused per band of rows so the state is read from memory once per frame.
 
 Compile time: numba's own inlining (``inline="always"``) re-types the caller for every call it
-inlines, and was most of a cold first frame.  The small helpers (_logf, _kl_iso, _moves_up,
-_pool_clipped, _inband) are plain functions: LLVM inlines them (the same machine code, the same
+inlines, and was most of a cold first frame.  _step3 / _step1 call the band function through its
+address (``_call_band``), not as a numba call: a numba call links the callee's code into the caller,
+and numba then optimises all of it again with the parallel loop (~18 s of a cold first frame).  The
+small helpers (_logf, _kl_iso, _moves_up, _pool_clipped, _inband) are plain functions: LLVM inlines them (the same machine code, the same
 bits; 9 s less of a cold compile).  The passes stay numba-inlined: compiled as functions of their
 own they ran 22-25 % slower (measured with numba.literally(C) too, so not the channel count).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import errors as _nb_errors
+from numba.core.extending import intrinsic
 
 from . import numba_inline
 
@@ -676,6 +680,53 @@ def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
           pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma), edges)
 
 
+def _band_types():
+    """The argument types _step3 / _step1 give _band3 / _band1 (those the model passes: float32
+    scalars, int radii, bool flags, C-contiguous arrays; the channel count is only a shape)."""
+    A, f4, u1, i8, b = types.Array, types.float32, types.uint8, types.int64, types.boolean
+    return (A(u1, 3, "C"), A(f4, 4, "C"), A(u1, 2, "C"), A(f4, 3, "C"), A(f4, 2, "C"), A(f4, 2, "C"),
+            A(u1, 2, "C"), A(f4, 2, "C"), i8, i8,
+            f4, b, f4, f4, f4, f4, f4, f4, f4, i8, f4, f4,
+            types.Tuple((A(f4, 2, "C"), A(u1, 2, "C"), f4)), f4, f4, i8, b, f4, f4, f4, b)
+
+
+@intrinsic
+def _call_band(typingctx, addr, args):
+    """Call the compiled band function at address ``addr`` (int64) with the tuple ``args``.
+
+    A numba call would link the band's code into _step3 / _step1, where numba optimises it again
+    with the parallel loop (~18 s of a cold first frame, for the same speed).  The address is an
+    argument, not a constant, so the cached _step3 holds in any process.  The arguments must have
+    the types the band was compiled for (_band_types): anything else is a typing error here, at
+    compile time, never a call with the wrong layout.  The band cannot raise (no status to check)."""
+    if tuple(args.types) != _band_types():
+        raise _nb_errors.TypingError(f"kernel arguments of unexpected types: {args}")
+
+    def codegen(context, builder, sig, llargs):
+        argtys = list(sig.args[1].types)
+        vals = [builder.extract_value(llargs[1], i) for i in range(len(argtys))]
+        fnty = context.call_conv.get_function_type(types.none, argtys)
+        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
+        context.call_conv.call_function(builder, fn, types.none, argtys, vals)
+        return context.get_dummy_value()
+    return types.none(addr, args), codegen
+
+
+_band_address: dict = {}
+
+
+def _band_addr(band) -> int:
+    """The address of ``band`` (_band3 or _band1) compiled for _band_types (compiled, or loaded from
+    numba's cache, on first use)."""
+    a = _band_address.get(band)
+    if a is None:
+        sig = _band_types()
+        band.compile(sig)
+        cres = band.overloads[sig]
+        a = _band_address[band] = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    return a
+
+
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
          pool_r, beta, kl_thr, lvl, fgd, rest_gain, rest_rate, rest_learn, nb_r, shadows, sh_lo, sh_hi, sh_chroma,
@@ -714,10 +765,10 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
     """
-    f = _step3 if frame.shape[0] == 3 else _step1      # compiled separately, when first needed
+    f, band = (_step3, _band3) if frame.shape[0] == 3 else (_step1, _band1)    # compiled when first needed
     f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
       var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd, np.float32(rest_learn)), rest_gain, rest_rate, nb_r, shadows, sh_lo,
-      sh_hi, sh_chroma, nthreads)
+      sh_hi, sh_chroma, nthreads, _band_addr(band))
 
 
 @njit(inline="always", **_JIT)
@@ -732,7 +783,8 @@ def _schedule(H, nthreads):
 @njit(parallel=True, **_JIT)
 def _step3(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads,
+           band):
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
@@ -742,15 +794,17 @@ def _step3(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
         for b in prange(nb):
             ys = b * rows
             ye = min(H, ys + rows)
-            _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
-                   alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                   pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
+            _call_band(band, (frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
+                              alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+                              pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
+                              sh_chroma, rnd == 1))
 
 
 @njit(parallel=True, **_JIT)
 def _step1(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads,
+           band):
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
@@ -758,9 +812,10 @@ def _step1(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
         for b in prange(nb):
             ys = b * rows
             ye = min(H, ys + rows)
-            _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
-                   alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                   pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, rnd == 1)
+            _call_band(band, (frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
+                              alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+                              pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
+                              sh_chroma, rnd == 1))
 
 
 @njit(parallel=True, **_JIT)

@@ -288,3 +288,31 @@ def test_kl_formula_matches_gaussian_kl_by_sampling():
     mc = float(np.mean(logp - logq))
     exact = float(ref.kl_isotropic(mu_c, np.float64(s_c), mu_b, np.float64(s_b)))
     assert abs(mc - exact) < 0.02 * exact + 0.01
+
+
+def test_band_call_with_other_argument_types_is_a_typing_error():
+    """_step3 calls the band through its address (kernels._call_band): arguments of any other type
+    than the band was compiled for (here a float64 learning rate) must stop at compile time with a
+    typing error, never reach the machine code with the wrong layout.  The call runs in a child
+    process with band address 0, so a missing check crashes the child instead of this test run."""
+    import subprocess
+    code = """if True:
+        import numpy as np
+        from numba.core.errors import TypingError
+        from kl_motion import kernels
+        h, w, C, K = 8, 16, 3, 3
+        f4 = np.float32
+        arr = lambda *s: np.zeros(s, f4)
+        args = (np.zeros((C, h, w), np.uint8), arr(h, 2 + C, K, w), np.zeros((h, w), np.uint8),
+                arr(C + 1, h, w), arr(h, w), arr(h, w), np.zeros((h, w), np.uint8),
+                0.05, False) + (f4(1.0),) * 7 + (1, f4(0.7), f4(6.0),
+                (arr(h, w), np.zeros((h, w), np.uint8), f4(0.0)), f4(0.0), f4(0.0), 1, True,
+                f4(0.45), f4(0.95), f4(0.04), 1, 0)
+        try:
+            kernels._step3(*args)
+        except TypingError as e:
+            print("typing error:", "unexpected types" in str(e))
+    """
+    env = dict(os.environ, KL_MOTION_PRECOMPILE="0")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and "typing error: True" in r.stdout, (r.returncode, r.stdout, r.stderr[-2000:])
