@@ -85,8 +85,8 @@ def open_input(spec: str, opt: Options, stop: threading.Event) -> Source:
 
 def _say_compiling() -> None:
     if _compile_notice.acquire(blocking=False):
-        log.info("compiling the detector's numba kernels: the first run on this machine takes about a "
-                 "minute, later runs load them from numba's cache")
+        log.info("compiling the detector's numba kernels: the first run on this machine takes half a "
+                 "minute or more, later runs load them from numba's cache")
 
 
 def process_input(spec: str, out_dir: str | Path, params: Params, opt: Options,

@@ -537,7 +537,7 @@ class Worker(QObject):
     def _say_compiling(self):
         """The Analyzer's first frame is slow (numba compiling on a new machine): say so over the video."""
         self._said_compiling = True
-        emit(self.message, "Compiling the detector (first run on this machine, about a minute)...")
+        emit(self.message, "Compiling the detector (first run on this machine, half a minute or more)...")
 
     def _read(self):
         if self._grabber is not None:
