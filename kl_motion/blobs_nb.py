@@ -85,8 +85,12 @@ def _add_run(y, s, e, n, j, prev_hi, ry, rs, re, parent):
 
 @njit(**_JIT)
 def _grow(a, n):
+    """a copied into a new array of max(2 len(a), n) items.  A loop, not ``b[:len(a)] = a``: numba
+    compiles a slice assignment with its shape-mismatch error, whose message formatting was 2.7 s
+    of a cold first frame."""
     b = np.empty(max(2 * a.shape[0], n), a.dtype)
-    b[:a.shape[0]] = a
+    for i in range(a.shape[0]):
+        b[i] = a[i]
     return b
 
 
