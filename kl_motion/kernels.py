@@ -27,8 +27,8 @@ Compile time: numba's own inlining (``inline="always"``) re-types the caller for
 inlines, and was most of a cold first frame.  _step3 / _step1 call the band function through its
 address (``_call_band``), not as a numba call: a numba call links the callee's code into the caller,
 and numba then optimises all of it again with the parallel loop (~18 s of a cold first frame).  The
-small helpers (_logf, _kl_iso, _moves_up, _pool_clipped, _inband) are plain functions: LLVM inlines them (the same machine code, the same
-bits; 9 s less of a cold compile).  The passes stay numba-inlined: compiled as functions of their
+small helpers (_logf, _kl_iso, _moves_up, _pool_clipped, _inband) are plain functions: LLVM inlines
+them (the same machine code, the same bits; 9 s less of a cold compile).  The passes stay numba-inlined: compiled as functions of their
 own they ran 22-25 % slower (measured with numba.literally(C) too, so not the channel count).
 """
 from __future__ import annotations
@@ -764,6 +764,8 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     foreground slowdown fades out with the restless level.
     first: the model holds no components yet (this frame initialises it).
     nthreads: numba threads (bands = 4 per thread); 0 = choose from the frame height.
+    Types as the model passes them: np.float32 scalars, int radii and nthreads, bool flags, C-contiguous
+    arrays.  Others are a numba typing error (the band is called by its address: _call_band).
     """
     f, band = (_step3, _band3) if frame.shape[0] == 3 else (_step1, _band1)    # compiled when first needed
     f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
