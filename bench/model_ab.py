@@ -1,16 +1,17 @@
 """Model time (MotionModel.apply: kernel, cleanup, feedback) of this tree against another revision's,
-in one process, one thread, CPU time: the cost check of a detector change (issue 11: "at most 15 %
-above main's before the work, at every size").
+in one process, one thread, CPU time (``--wall``: every numba thread, wall clock): the cost check of a
+detector change (issue 11: "at most 15 % above main's before the work, at every size").
 
 The other revision's whole `kl_motion` package is exported (`git archive`) to bench/.model_ab/REV/ and
 imported under another name, so both models run in this process over the same highway frames
 (resized with INTER_AREA); each frame the two (and OpenCV's MOG2, the reference) run one after the
 other, in an order that alternates, so load and clock changes hit all of them alike. numba's cache of
 this run goes to bench/.model_ab/numba-cache (a module loaded under another name must not write into
-the tree's own __pycache__). Prints the median thread CPU ms per frame and the ratios.
+the tree's own __pycache__). Prints the median ms per frame and the ratios.
 
     NUMBA_NUM_THREADS=1 .venv/bin/python bench/model_ab.py --ref a3c8bd5
     NUMBA_NUM_THREADS=1 .venv/bin/python bench/model_ab.py --ref a3c8bd5 --isa avx2
+    .venv/bin/python bench/model_ab.py --ref a3c8bd5 --wall        # every core, wall clock
 
 The first run compiles both trees' kernels (a minute or two); later runs use the cache.
 """
@@ -63,6 +64,9 @@ def main() -> int:
     ap.add_argument("--start", type=int, default=400, help="index of the first frame used")
     ap.add_argument("--warmup", type=int, default=20, help="untimed frames first")
     ap.add_argument("--frames", type=int, default=40, help="timed frames (distinct, each run twice)")
+    ap.add_argument("--wall", action="store_true",
+                    help="wall-clock ms with all of numba's threads (both models pinned to them, MOG2 given as "
+                         "many OpenCV threads): the two-thread comparison; default: one thread's CPU time")
     _isa.add_argument(ap)
     args = ap.parse_args()
     rc = _isa.reexec_if_needed(args)              # --isa avx2: this script again, in a subprocess
@@ -79,8 +83,20 @@ def main() -> int:
     files = sorted(p for p in (data / "input").iterdir() if p.suffix.lower() in (".jpg", ".png"))
     files = files[args.start:args.start + args.warmup + args.frames]
     sha, ref = package_at(args.ref)
-    cv2.setNumThreads(1)
-    print(f"MotionModel.apply, median thread-CPU ms/frame; ref {sha} vs this tree; numba threads "
+    nthreads = numba.get_num_threads()
+    if args.wall:
+        # every thread for all three, pinned so the models' thread tuners do not try fewer meanwhile
+        import importlib
+
+        from kl_motion.threads import use_threads
+        use_threads(nthreads)
+        importlib.import_module(f"{ref.__name__}.threads").use_threads(nthreads)
+        cv2.setNumThreads(nthreads)
+        clock, what = time.perf_counter, "wall-clock"
+    else:
+        cv2.setNumThreads(1)
+        clock, what = time.thread_time, "thread-CPU"
+    print(f"MotionModel.apply, median {what} ms/frame; ref {sha} vs this tree; numba threads "
           f"{numba.get_num_threads()}; numba target {_isa.numba_target()}; "
           f"loadavg {tuple(round(v, 2) for v in os.getloadavg())}")
     print(f"{'size':>10} {'ref':>8} {'this':>8} {'MOG2':>8} {'this/ref':>9} {'ref/MOG2':>9} {'this/MOG2':>10}")
@@ -97,9 +113,9 @@ def main() -> int:
         timed = frames[args.warmup:]
         for i, f in enumerate(timed + timed):
             for k in (order if i % 2 == 0 else order[::-1]):
-                t0 = time.thread_time()
+                t0 = clock()
                 calls[k](f)
-                times[k].append(time.thread_time() - t0)
+                times[k].append(clock() - t0)
         m = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
         if size == args.sizes.split(",")[0]:
             _isa.print_kernel_isa()

@@ -266,7 +266,10 @@ def main(argv=None) -> int:
     if args.cpu_time:
         CLOCK = time.process_time
     n = args.threads or os.cpu_count() or 1
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    # pinned (kl_motion.threads.use_threads): the model's thread tuner would otherwise try one thread
+    # fewer in blocks of frames, which in a run this short is a good part of the timed frames
+    from kl_motion.threads import use_threads
+    use_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     cv2.setNumThreads(n)
     info = machine()
     print(f"cpu: {info['cpu']}  nproc: {info['nproc']}  numba threads: {info['numba_threads']}  "
