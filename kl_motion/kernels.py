@@ -727,6 +727,20 @@ def _band_addr(band) -> int:
     return a
 
 
+def _step_types():
+    """The argument types the model gives _step3 / _step1 (step's own, in _step3's order): the band's
+    arrays and scalars without the band's own (fs, ys, ye, edges), then nthreads and the band's address."""
+    t = _band_types()
+    return t[:7] + t[10:30] + (types.int64, types.int64)
+
+
+def compile_step(C):
+    """Compile (or load) _step3 / _step1 for C channels with the model's argument types: the helper process
+    of kl_motion.precompile does it on a cold cache while the model compiles the band (no band needed:
+    _step3 calls it by address)."""
+    (_step3 if C == 3 else _step1).compile(_step_types())
+
+
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
          pool_r, beta, kl_thr, lvl, fgd, rest_gain, rest_rate, rest_learn, nb_r, shadows, sh_lo, sh_hi, sh_chroma,

@@ -29,6 +29,8 @@ from kl_motion.params import Params
 from kl_motion.postprocess import clean, feedback_cover, zone_mask
 h, w, p = int(sys.argv[1]), int(sys.argv[2]), Params.from_dict(json.loads(sys.argv[3]))
 before = precompile.cold(True), precompile._cached(blobs_nb.paint_runs)
+from kl_motion import kernels
+step_cached = precompile._cached(kernels._step3)
 rng = np.random.default_rng(1)
 raw = np.where(rng.random((h, w)) < 0.02, 255, 0).astype(np.uint8)   # a real label image: blobs, noise
 raw[h // 3: h // 2, w // 3: w // 2] = 255
@@ -39,7 +41,7 @@ feedback_cover(fb, np.zeros_like(raw))
 misses = {n: sum(d.stats.cache_misses.values()) for n, d in vars(blobs_nb).items()
           if hasattr(d, "stats") and sum(d.stats.cache_misses.values())}
 hits = sum(sum(d.stats.cache_hits.values()) for d in vars(blobs_nb).values() if hasattr(d, "stats"))
-print(json.dumps(dict(before=before, misses=misses, hits=hits, blobs=len(blobs))))
+print(json.dumps(dict(before=before, misses=misses, hits=hits, blobs=len(blobs), step_cached=step_cached)))
 """
 
 
@@ -54,13 +56,14 @@ def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path
     p = Params(ignore_zones=[[[0, 0], [0.3, 0], [0.3, 0.3]]] if zones else [])
     h, w = 120, 160
     args = [str(h), str(w), json.dumps(p.to_dict())]
+    helper_args = args + ["3"] if not zones else args      # with the channel count: also the parallel loop
     cache = tmp_path / "numba"
     # a cold cache: nothing there yet
     r0 = subprocess.run([sys.executable, "-c", "from kl_motion import precompile, blobs_nb; "
                          "print(precompile.cold(True), precompile._cached(blobs_nb.paint_runs))"],
                         capture_output=True, text=True, timeout=120, env=_env(cache))
     assert r0.returncode == 0 and r0.stdout.split() == ["True", "False"], r0.stderr[-800:]
-    helper = subprocess.run([sys.executable, "-m", "kl_motion.precompile", *args], capture_output=True, text=True,
+    helper = subprocess.run([sys.executable, "-m", "kl_motion.precompile", *helper_args], capture_output=True, text=True,
                             timeout=600, env=_env(cache))
     assert helper.returncode == 0, helper.stderr[-800:]
     r = subprocess.run([sys.executable, "-c", CHECK, *args], capture_output=True, text=True, timeout=600,
@@ -71,11 +74,12 @@ def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path
     assert out["before"] == [False, True]
     assert out["misses"] == {}, out
     assert out["hits"] >= 5 and out["blobs"] >= 1
+    assert out["step_cached"] is (not zones)        # the parallel loop only when given the channel count
 
 
 def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
     started = []
-    monkeypatch.setattr(precompile, "start", lambda h, w, p: started.append((h, w)))
+    monkeypatch.setattr(precompile, "start", lambda h, w, p, colour: started.append((h, w, colour)))
     frame = np.zeros((48, 64, 3), np.uint8)
     monkeypatch.setattr(precompile, "cold", lambda colour: False)
     MotionModel(Params()).apply(frame)
@@ -84,10 +88,21 @@ def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
     m = MotionModel(Params(scale=0.5))
     m.apply(frame)
     m.apply(frame)                       # once per model, at its first frame, with the model's working size
-    assert started == [(24, 32)]
+    assert started == [(24, 32, True)]
 
 
 def test_cold_is_false_where_the_kernels_are_cached():
     """This test process has run the kernels before (the suite's cache is warm by now)."""
     MotionModel(Params()).apply(np.zeros((48, 64, 3), np.uint8))
     assert precompile.cold(True) is False
+
+
+@pytest.mark.parametrize("shape", [(48, 64, 3), (48, 64)], ids=["colour", "grey"])
+def test_the_helper_compiles_the_parallel_loop_for_the_types_the_model_calls_it_with(shape):
+    """The helper compiles _step3 / _step1 for kernels._step_types(); that is a cache hit for the model only
+    if the model calls it with exactly those types (checked here on the model's real call)."""
+    from kl_motion import kernels
+    m = MotionModel(Params())
+    m.apply(np.zeros(shape, np.uint8))
+    step = kernels._step3 if len(shape) == 3 else kernels._step1
+    assert kernels._step_types() in step.signatures      # nothing else here compiles it with those types
