@@ -12,8 +12,8 @@ CPU name and features anyway, and a separate one keeps the default cache (next t
 as it is.  ``sse2`` (``x86-64``, no extra features) is there for comparison.
 
 ``kernel_isa()`` looks at the machine code of the kernels module's functions that the model called
-(``kernels._band3`` / ``_band1``, the per-band work, ``_step3`` / ``_step1``, the parallel loop that
-calls them by address, and the helpers compiled on their own) and counts
+(``kernels._band3`` / ``_band1``, the per-band work, ``_step``, the parallel loop that calls them by
+address, and the helpers compiled on their own) and counts
 the vector registers it uses: zmm = AVX-512, ymm = AVX/AVX2, xmm only = SSE.  numba refuses
 ``inspect_asm`` for code loaded from its cache, so the object code is read back from the cache
 entry of each compiled signature and disassembled with objdump; a freshly compiled function

@@ -24,12 +24,14 @@ per-pixel work (neighbour test, shadow test) in a scalar loop over the few pixel
 it, and the two passes fused per band of rows so the state is read from memory once per frame.
 
 Compile time: numba's own inlining (``inline="always"``) re-types the caller for every call it
-inlines, and was most of a cold first frame.  _step3 / _step1 call the band function through its
-address (``_call_band``), not as a numba call: a numba call links the callee's code into the caller,
-and numba then optimises all of it again with the parallel loop (~18 s of a cold first frame).  The
-small helpers (_logf, _kl_iso, _moves_up, _pool_clipped, _inband) are plain functions: LLVM inlines
-them (the same machine code, the same bits; 9 s less of a cold compile).  The passes stay numba-inlined: compiled as functions of their
-own they ran 22-25 % slower (measured with numba.literally(C) too, so not the channel count).
+inlines, and was most of a cold first frame.  _step (the parallel loop over bands) calls the band
+function through its address (``_call_band``), not as a numba call: a numba call links the callee's
+code into the caller, and numba then optimises all of it again with the parallel loop (~18 s of a
+cold first frame); so one _step serves both channel counts.  The small helpers (_logf, _kl_iso,
+_moves_up, _pool_clipped, _inband) are plain functions: LLVM inlines them (the same machine code,
+the same bits; 9 s less of a cold compile).  The passes stay numba-inlined: compiled as functions of
+their own they ran 22-25 % slower (measured with numba.literally(C) too, so not the channel count;
+again with pass 2 called by address, docs/speed.md "Eighth session").
 """
 from __future__ import annotations
 
@@ -681,7 +683,7 @@ def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
 
 
 def _band_types():
-    """The argument types _step3 / _step1 give _band3 / _band1 (those the model passes: float32
+    """The argument types _step gives _band3 / _band1 (those the model passes: float32
     scalars, int radii, bool flags, C-contiguous arrays; the channel count is only a shape)."""
     A, f4, u1, i8, b = types.Array, types.float32, types.uint8, types.int64, types.boolean
     return (A(u1, 3, "C"), A(f4, 4, "C"), A(u1, 2, "C"), A(f4, 3, "C"), A(f4, 2, "C"), A(f4, 2, "C"),
@@ -694,9 +696,9 @@ def _band_types():
 def _call_band(typingctx, addr, args):
     """Call the compiled band function at address ``addr`` (int64) with the tuple ``args``.
 
-    A numba call would link the band's code into _step3 / _step1, where numba optimises it again
-    with the parallel loop (~18 s of a cold first frame, for the same speed).  The address is an
-    argument, not a constant, so the cached _step3 holds in any process.  The arguments must have
+    A numba call would link the band's code into _step, where numba optimises it again with the
+    parallel loop (~18 s of a cold first frame, for the same speed).  The address is an argument,
+    not a constant, so the cached _step holds in any process.  The arguments must have
     the types the band was compiled for (_band_types): anything else is a typing error here, at
     compile time, never a call with the wrong layout.  The band cannot raise (no status to check)."""
     if tuple(args.types) != _band_types():
@@ -728,17 +730,16 @@ def _band_addr(band) -> int:
 
 
 def _step_types():
-    """The argument types the model gives _step3 / _step1 (step's own, in _step3's order): the band's
-    arrays and scalars without the band's own (fs, ys, ye, edges), then nthreads and the band's address."""
+    """The argument types the model gives _step (step's own, in _step's order): the band's arrays and
+    scalars without the band's own (fs, ys, ye, edges), then nthreads and the band's address."""
     t = _band_types()
     return t[:7] + t[10:30] + (types.int64, types.int64)
 
 
-def compile_step(C):
-    """Compile (or load) _step3 / _step1 for C channels with the model's argument types: the helper process
-    of kl_motion.precompile does it on a cold cache while the model compiles the band (no band needed:
-    _step3 calls it by address)."""
-    (_step3 if C == 3 else _step1).compile(_step_types())
+def compile_step():
+    """Compile (or load) _step with the model's argument types: the helper process of kl_motion.precompile
+    does it on a cold cache while the model compiles the band (no band needed: _step calls it by address)."""
+    _step.compile(_step_types())
 
 
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
@@ -781,10 +782,10 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     Types as the model passes them: np.float32 scalars, int radii and nthreads, bool flags, C-contiguous
     arrays.  Others are a numba typing error (the band is called by its address: _call_band).
     """
-    f, band = (_step3, _band3) if frame.shape[0] == 3 else (_step1, _band1)    # compiled when first needed
-    f(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
-      var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd, np.float32(rest_learn)), rest_gain, rest_rate, nb_r, shadows, sh_lo,
-      sh_hi, sh_chroma, nthreads, _band_addr(band))
+    band = _band3 if frame.shape[0] == 3 else _band1      # compiled separately, when first needed
+    _step(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
+          var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd, np.float32(rest_learn)), rest_gain,
+          rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads, _band_addr(band))
 
 
 @njit(inline="always", **_JIT)
@@ -797,34 +798,16 @@ def _schedule(H, nthreads):
 
 
 @njit(parallel=True, **_JIT)
-def _step3(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
-           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads,
-           band):
+def _step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
+          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+          pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads, band):
+    """The parallel loop over bands for any channel count: ``band`` is the address of _band3 or _band1."""
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
     for rnd in range(2):
         # round 0: every band; round 1 (after the barrier): the rows next to band edges, which
         # need the other band's pass 1 (and whose mixture the other band's pass 1 reads)
-        for b in prange(nb):
-            ys = b * rows
-            ye = min(H, ys + rows)
-            _call_band(band, (frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
-                              alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                              pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
-                              sh_chroma, rnd == 1))
-
-
-@njit(parallel=True, **_JIT)
-def _step1(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
-           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads,
-           band):
-    C, H, W = frame.shape
-    nb, rows = _schedule(H, nthreads)
-    fs = np.empty((nb, _NSF, W), np.float32)
-    for rnd in range(2):
         for b in prange(nb):
             ys = b * rows
             ye = min(H, ys + rows)

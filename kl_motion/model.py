@@ -209,8 +209,8 @@ class MotionModel(PendingParams):
         frame = self._check(frame)
         if self._shape is None:
             self._allocate(frame.shape)
-            if precompile.cold(frame.shape[2] == 3):        # a new machine: the cleanup compiles on the other core
-                precompile.start(*self._kl.shape, self._params, colour=frame.shape[2] == 3)
+            if precompile.cold(frame.shape[2] == 3):        # a new machine: part compiles on the other core
+                precompile.start(*self._kl.shape, self._params)
         assert self._shape is not None
         p = self._params
         H, W, C = self._shape

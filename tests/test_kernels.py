@@ -291,7 +291,7 @@ def test_kl_formula_matches_gaussian_kl_by_sampling():
 
 
 def test_band_call_with_other_argument_types_is_a_typing_error():
-    """_step3 calls the band through its address (kernels._call_band): arguments of any other type
+    """_step calls the band through its address (kernels._call_band): arguments of any other type
     than the band was compiled for (here a float64 learning rate) must stop at compile time with a
     typing error, never reach the machine code with the wrong layout.  The call runs in a child
     process with band address 0, so a missing check crashes the child instead of this test run."""
@@ -309,7 +309,7 @@ def test_band_call_with_other_argument_types_is_a_typing_error():
                 (arr(h, w), np.zeros((h, w), np.uint8), f4(0.0)), f4(0.0), f4(0.0), 1, True,
                 f4(0.45), f4(0.95), f4(0.04), 1, 0)
         try:
-            kernels._step3(*args)
+            kernels._step(*args)
         except TypingError as e:
             print("typing error:", "unexpected types" in str(e))
     """

@@ -30,7 +30,7 @@ from kl_motion.postprocess import clean, feedback_cover, zone_mask
 h, w, p = int(sys.argv[1]), int(sys.argv[2]), Params.from_dict(json.loads(sys.argv[3]))
 before = precompile.cold(True), precompile._cached(blobs_nb.paint_runs)
 from kl_motion import kernels
-step_cached = precompile._cached(kernels._step3)
+step_cached = precompile._cached(kernels._step)
 rng = np.random.default_rng(1)
 raw = np.where(rng.random((h, w)) < 0.02, 255, 0).astype(np.uint8)   # a real label image: blobs, noise
 raw[h // 3: h // 2, w // 3: w // 2] = 255
@@ -56,14 +56,13 @@ def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path
     p = Params(ignore_zones=[[[0, 0], [0.3, 0], [0.3, 0.3]]] if zones else [])
     h, w = 120, 160
     args = [str(h), str(w), json.dumps(p.to_dict())]
-    helper_args = args + ["3"] if not zones else args      # with the channel count: also the parallel loop
     cache = tmp_path / "numba"
     # a cold cache: nothing there yet
     r0 = subprocess.run([sys.executable, "-c", "from kl_motion import precompile, blobs_nb; "
                          "print(precompile.cold(True), precompile._cached(blobs_nb.paint_runs))"],
                         capture_output=True, text=True, timeout=120, env=_env(cache))
     assert r0.returncode == 0 and r0.stdout.split() == ["True", "False"], r0.stderr[-800:]
-    helper = subprocess.run([sys.executable, "-m", "kl_motion.precompile", *helper_args], capture_output=True, text=True,
+    helper = subprocess.run([sys.executable, "-m", "kl_motion.precompile", *args], capture_output=True, text=True,
                             timeout=600, env=_env(cache))
     assert helper.returncode == 0, helper.stderr[-800:]
     r = subprocess.run([sys.executable, "-c", CHECK, *args], capture_output=True, text=True, timeout=600,
@@ -74,12 +73,12 @@ def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path
     assert out["before"] == [False, True]
     assert out["misses"] == {}, out
     assert out["hits"] >= 5 and out["blobs"] >= 1
-    assert out["step_cached"] is (not zones)        # the parallel loop only when given the channel count
+    assert out["step_cached"] is True               # and the model's parallel loop over bands
 
 
 def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
     started = []
-    monkeypatch.setattr(precompile, "start", lambda h, w, p, colour: started.append((h, w, colour)))
+    monkeypatch.setattr(precompile, "start", lambda h, w, p: started.append((h, w)))
     frame = np.zeros((48, 64, 3), np.uint8)
     monkeypatch.setattr(precompile, "cold", lambda colour: False)
     MotionModel(Params()).apply(frame)
@@ -88,7 +87,7 @@ def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
     m = MotionModel(Params(scale=0.5))
     m.apply(frame)
     m.apply(frame)                       # once per model, at its first frame, with the model's working size
-    assert started == [(24, 32, True)]
+    assert started == [(24, 32)]
 
 
 def test_cold_is_false_where_the_kernels_are_cached():
@@ -99,10 +98,10 @@ def test_cold_is_false_where_the_kernels_are_cached():
 
 @pytest.mark.parametrize("shape", [(48, 64, 3), (48, 64)], ids=["colour", "grey"])
 def test_the_helper_compiles_the_parallel_loop_for_the_types_the_model_calls_it_with(shape):
-    """The helper compiles _step3 / _step1 for kernels._step_types(); that is a cache hit for the model only
-    if the model calls it with exactly those types (checked here on the model's real call)."""
+    """The helper compiles _step for kernels._step_types(); that is a cache hit for the model only if the
+    model calls it with exactly those types, colour and grey (checked here on the model's real calls)."""
     from kl_motion import kernels
     m = MotionModel(Params())
     m.apply(np.zeros(shape, np.uint8))
-    step = kernels._step3 if len(shape) == 3 else kernels._step1
-    assert kernels._step_types() in step.signatures      # nothing else here compiles it with those types
+    assert kernels._step_types() in kernels._step.signatures     # nothing else here compiles it with those types
+    assert len(kernels._step.signatures) == 1          # colour and grey frames: one signature
