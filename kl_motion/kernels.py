@@ -61,6 +61,7 @@ _L8 = np.float32(3.3333331174e-1)
 _LN2_LO = np.float32(-2.12194440e-4)
 _LN2_HI = np.float32(0.693359375)
 _SQRTH = np.int32(0x3F3504F3)
+_I23 = np.int32(23)
 
 # scratch rows per band (float32): pass 1's, then pass 2's; _CM and _FR are C rows each
 _SC, _BEST, _CUM, _BK, _CM = 0, 1, 2, 3, 4
@@ -75,6 +76,8 @@ _ACT = _TAG + 1         # pass 1: a component's active flags, as bytes
 _NSF = _ACT + 1
 # the neighbour test runs as a vector loop over a row when more than 1 / _NB_VEC of its pixels need it
 _NB_VEC = 8
+# pass 2 creates components in a vector loop over the row when more than 1 / _NEW_VEC of its pixels need one
+_NEW_VEC = 8
 
 
 def aos_view(st: np.ndarray) -> np.ndarray:
@@ -92,8 +95,11 @@ def _logf(x):
     """Natural log of a finite float32 x > 0 (Cephes logf, within 1-2 ulp of libm), written
     with bit operations and a polynomial so that a loop calling it vectorises."""
     i = np.float32(x).view(np.int32)
-    e = (i - _SQRTH) >> 23                      # mantissa brought into [sqrt(1/2), sqrt(2))
-    m = np.int32(i - (e << 23)).view(np.float32)
+    # numpy's ufuncs keep the integer steps in int32 (numba's operators widen to int64, which
+    # takes twice the vector registers and a shuffle to come back); the values fit in int32
+    e = np.right_shift(np.subtract(i, _SQRTH), _I23)      # mantissa brought into [sqrt(1/2), sqrt(2))
+    mi = np.int32(np.subtract(i, np.left_shift(e, _I23)))
+    m = mi.view(np.float32)
     t = m - F1
     z = t * t
     y = (((((((( _L0 * t + _L1) * t + _L2) * t + _L3) * t + _L4) * t + _L5) * t + _L6) * t + _L7) * t
@@ -160,7 +166,8 @@ def _pass1(frame, st, nmodes, cur, kl_px, raw_out, fs, y, C, first, bg_ratio, va
 def _kl_take(sty, cm, sc_, best, bk, x, k, fk, act, C, hC):
     """KL(current || component k) at pixel x of row sty = st[y]; where act and it is the smallest
     so far, it becomes best[x] and k becomes bk[x]."""
-    sb = sty[1, k, x] if act else F1
+    sb = sty[1, k, x]                   # read at every pixel (a plain vector load, not a masked one)
+    sb = sb if act else F1
     dm = F0
     for c in range(C):
         d = cm[c, x] - sty[2 + c, k, x]
@@ -191,10 +198,6 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
     cm = fs[_CM:_CM + C]
     # own background: min of KL(current || component) over the first components up to
     # bg_ratio of the weight (component 0 always)
-    for x in range(W):
-        best[x] = F0
-        bk[x] = -F1
-        cum[x] = F0
     # component 0 at every pixel; a later component only in the runs of 16 pixels where it is
     # active at one pixel at least, found from its byte flags 8 at a time.  Most runs have none: a
     # calm pixel's component 0 holds more than bg_ratio of the weight (highway: component 1 active
@@ -206,10 +209,20 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
     for k in range(K):
         fk = np.float32(k)
         if k == 0:
+            # _kl_take's first call with best = 0, bk = -1 and cum = 0 before it: each pixel's
+            # component 0 is taken where active (the same values, without reading the three rows)
             for x in range(W):
-                act = fk < np.float32(nmodes[y, x])
-                _kl_take(sty, cm, sc_, best, bk, x, k, fk, act, C, hC)
-                cum[x] += st[y, 0, k, x]
+                act = F0 < np.float32(nmodes[y, x])
+                sb = sty[1, 0, x]
+                sb = sb if act else F1
+                dm = F0
+                for c in range(C):
+                    d = cm[c, x] - sty[2 + c, 0, x]
+                    dm += d * d
+                dk = _kl_iso(dm, F1 / sb, sc_[x], hC)
+                best[x] = dk if act else F0
+                bk[x] = F0 if act else -F1
+                cum[x] = sty[0, 0, x]
             continue
         for x in range(W):
             act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
@@ -512,19 +525,22 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         flag = raw_out[y, x]
         rv = lvl[y, x]
         fg = kl_out[y, x] > kl_thr * (F1 + rest_gain * rv)
+        # the flag bits through numpy's ufunc, in uint8 (numba's & widens to 64-bit lanes)
+        shadow = np.bitwise_and(flag, np.uint8(1)) != np.uint8(0)
         lab = np.uint8(0)
         if fg:
-            lab = np.uint8(127) if (flag & 1) != 0 else np.uint8(255)
+            lab = np.uint8(127) if shadow else np.uint8(255)
         raw_out[y, x] = lab
         # restless level: moving average of label flips, away from the last cleaned mask (dilated);
         # under it the level is kept (an object's edges are no restless background, and a restless
         # patch that fires as a whole keeps its threshold)
         fgv = F1 if fg else F0
-        blink = F1 if fg != ((flag & 8) != 0) else F0
+        blink = F1 if fg != (np.bitwise_and(flag, np.uint8(8)) != np.uint8(0)) else F0
         lvl[y, x] = rv + rest_rate * (blink - rv) if fgd[y, x] == 0 else rv
         # slowed learning where the pixel is foreground; the slowdown fades out at restless pixels
         # (water, leaves labelled foreground are still learned; an object at a calm pixel stays)
-        slow = (fg & ((flag & 1) == 0)) | ((flag & 3) == 2)
+        unexplained = np.bitwise_and(flag, np.uint8(3)) == np.uint8(2)
+        slow = (fg & (np.bitwise_and(flag, np.uint8(1)) == np.uint8(0))) | unexplained
         ff = fg_factor + (F1 - fg_factor) * min(F1, rest_learn * rv)
         a = alpha * ff if slow else alpha
         A[x] = a if a > F0 else F0
@@ -575,6 +591,30 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
     nnew = F0
     for x in range(W):
         nnew += F1 if ((A[x] > F0) & (M[x] < F0)) else F0
+    if (nnew > F0) & (nnew * np.float32(_NEW_VEC) <= np.float32(W)):
+        # few of them (most rows): the vector loop's work at those pixels only, found 8 flags at a time
+        nwb = fs[_ACT].view(np.uint8)           # pixels without a match, as bytes
+        for x in range(W):
+            nwb[x] = np.uint8(1) if ((A[x] > F0) & (M[x] < F0)) else np.uint8(0)
+        W8 = W - W % 8
+        words = nwb[:W8].view(np.uint64)
+        for i in range((W + 7) // 8):
+            if i < W8 // 8:
+                if words[i] == 0:
+                    continue
+            for x in range(8 * i, min(8 * i + 8, W)):
+                if nwb[x] == 0:
+                    continue
+                nm = NM[x]
+                kn = nm if nm < fK1 else fK1
+                k = np.int64(kn)
+                if kn < nm:
+                    T[x] -= st[y, 0, k, x]
+                st[y, 0, k, x] = A[x]
+                st[y, 1, k, x] = var_init
+                for c in range(C):
+                    st[y, 2 + c, k, x] = fr[c, x]
+        nnew = F0
     for k in range(K if nnew > F0 else 0):
         fk = np.float32(k)
         for x in range(W):
