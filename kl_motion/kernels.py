@@ -224,10 +224,16 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
                 bk[x] = F0 if act else -F1
                 cum[x] = sty[0, 0, x]
             continue
-        for x in range(W):
-            act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
-            actb[x] = np.uint8(1) if act else np.uint8(0)
-            cum[x] += st[y, 0, k, x]
+        if k < K - 1:
+            for x in range(W):
+                act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
+                actb[x] = np.uint8(1) if act else np.uint8(0)
+                cum[x] += st[y, 0, k, x]
+        else:
+            # the last component: its weight is not needed (pass 2 is the first to read that row)
+            for x in range(W):
+                act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
+                actb[x] = np.uint8(1) if act else np.uint8(0)
         words = actb[:W16].view(np.uint64)
         for i in range(W16 // 16):
             if (words[2 * i] | words[2 * i + 1]) != 0:
@@ -566,9 +572,10 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
             w2 = wm if ism else oma * w - prune
             rho = a / (wm if ism else F1)
             rho = rho if rho < F1 else F1
+            rm = rho if ism else F0             # the means move where the component matched only
             for c in range(C):
                 mu = st[y, 2 + c, k, x]
-                st[y, 2 + c, k, x] = mu + rho * (fr[c, x] - mu) if ism else mu
+                st[y, 2 + c, k, x] = mu + rm * (fr[c, x] - mu)
             nv = sb + rho * (d2 * invC - sb)
             nv = nv if nv >= var_min else var_min
             nv = nv if nv <= var_max else var_max
