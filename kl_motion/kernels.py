@@ -19,9 +19,11 @@ drops the division-by-zero checks that would stop it.  ``aos_view`` gives the (H
 The math is in docs/algorithm.md; tests/kernel_reference.py is a plain NumPy version of it
 that tests/test_kernels.py checks these kernels against.  Speed (docs/speed.md): float32
 arithmetic throughout, C = 3 and C = 1 compiled separately (the channel loops unroll), a
-polynomial log (Cephes logf) made of bit operations so that the KL loop vectorises, the rare
-per-pixel work (neighbour test, shadow test) in a scalar loop over the few pixels that need
-it, and the two passes fused per band of rows so the state is read from memory once per frame.
+polynomial log (Cephes logf) made of bit operations so that the KL loop vectorises (int32 steps
+through numpy's ufuncs: numba's operators widen small ints to int64 lanes, as they would uint8
+flags), the rare per-pixel work (neighbour test, shadow test, new components) in a scalar loop
+over the few pixels that need it, and the two passes fused per band of rows so the state is read
+from memory once per frame.
 
 Compile time: numba's own inlining (``inline="always"``) re-types the caller for every call it
 inlines, and was most of a cold first frame.  _step (the parallel loop over bands) calls the band
