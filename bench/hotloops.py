@@ -4,7 +4,7 @@ Runs MotionModel.apply on highway frames (one thread, a fresh numba cache so the
 be kept) under `perf record -e cpu-clock`, maps the samples that fall in the compiled band function
 (`kernels._band3`) to its instructions (`objdump` of the object code numba produced) and prints the
 innermost loops (a backward jump and the instructions it spans) by their share of the band's samples,
-with their length in instructions; `--dump A-B` prints a range of instructions with their samples.
+with their length in instructions, then the hottest 1 KiB regions (scalar and unrolled code has no short loop); `--dump A-B` prints a range of instructions with their samples.
 A loop of 8 (AVX2) or 16 (AVX-512) pixels per iteration shows which source loop it is by its content.
 Needs `perf` and `objdump` (linux-tools, binutils); timings inside a VM are sampled by the kernel's
 clock, so shares are what counts, not absolute figures.
@@ -122,6 +122,17 @@ def main() -> int:
     for s, a, b, n in sorted(inner, reverse=True)[:args.top]:
         cum += s
         print(f"{s:8d} {100 * s / total:6.1f} {100 * cum / total:6.1f}  {a:6x}-{b:6x} {n:12d}")
+    # straight-line and branchy code (a scalar loop over flagged pixels, an unrolled run) has no short
+    # backward jump: the hottest 1 KiB regions of the code show it
+    region: collections.Counter = collections.Counter()
+    vec: collections.Counter = collections.Counter()
+    for c, (off, ins) in zip(counts, lines):
+        region[off >> 10] += c
+        vec[off >> 10] += ("ymm" in ins) or ("zmm" in ins)
+    print(f"\n{'band %':>7}  {'offsets':>13}  vector instructions of the region's")
+    for r, c in region.most_common(args.top // 2):
+        n = sum(1 for off, _ in lines if off >> 10 == r)
+        print(f"{100 * c / total:7.1f}  {r << 10:6x}-{(r + 1) << 10:6x}  {vec[r]} of {n}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
