@@ -125,14 +125,18 @@ def _objdump(elf: bytes) -> str:
                               check=True).stdout
 
 
+def cached_object(disp, sig) -> bytes | None:
+    """The object code (ELF) of ``disp`` compiled for ``sig``, read back from its numba cache entry (None:
+    no entry)."""
+    data = disp._cache._cache_file.load(disp._cache._index_key(sig, disp.targetctx.codegen()))
+    return _find_bytes(data, b"\x7fELF") if data is not None else None
+
+
 def dispatcher_asm(disp) -> list[tuple[str, str]]:
     """(signature text, assembly) of every signature ``disp`` compiled or loaded in this process."""
     out = []
-    sigs = list(dict.fromkeys([*disp._cache_hits, *disp._cache_misses]))
-    codegen = disp.targetctx.codegen()
-    for sig in sigs:
-        data = disp._cache._cache_file.load(disp._cache._index_key(sig, codegen))
-        elf = _find_bytes(data, b"\x7fELF") if data is not None else None
+    for sig in dict.fromkeys([*disp._cache_hits, *disp._cache_misses]):
+        elf = cached_object(disp, sig)
         if elf is not None:
             out.append((str(sig), _objdump(elf)))
     if not out:       # compiled fresh without a cache entry: numba can print it

@@ -1,11 +1,12 @@
 """Where the band kernel's time goes: the hottest loops of its machine code, from `perf` samples.
 
-Runs MotionModel.apply on highway frames (one thread, a fresh numba cache so the band's object code can
-be kept) under `perf record -e cpu-clock`, maps the samples that fall in the compiled band function
-(`kernels._band3`) to its instructions (`objdump` of the object code numba produced) and prints the
-innermost loops (a backward jump and the instructions it spans) by their share of the band's samples,
-with their length in instructions, then the hottest 1 KiB regions (scalar and unrolled code has no short loop); `--dump A-B` prints a range of instructions with their samples.
-A loop of 8 (AVX2) or 16 (AVX-512) pixels per iteration shows which source loop it is by its content.
+Runs MotionModel.apply on highway frames (one thread) under `perf record -e cpu-clock`, maps the samples
+that fall in the compiled band function (`kernels._band3`) to its instructions (`objdump` of the object
+code in numba's cache entry, as bench/_isa.py reads it) and prints the innermost loops (a backward jump
+and the instructions it spans) by their share of the band's samples, with their length in instructions,
+then the hottest 1 KiB regions (scalar and unrolled code has no short loop); `--dump A-B` prints a range
+of instructions with their samples. A loop of 8 (AVX2) or 16 (AVX-512) pixels per iteration shows which
+source loop it is by its content. `--isa avx2` builds AVX2 code in bench/.numba-cache/avx2 (bench/_isa.py).
 Needs `perf` and `objdump` (linux-tools, binutils); timings inside a VM are sampled by the kernel's
 clock, so shares are what counts, not absolute figures.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,11 +26,15 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _isa  # noqa: E402
 
 _CHILD = r"""
 import glob, json, sys
-sys.path.insert(0, {root!r})
+sys.path[:0] = [{root!r}, {bench!r}]
 import cv2
+import _isa
 from kl_motion import kernels
 from kl_motion.model import MotionModel
 cv2.setNumThreads(1)
@@ -40,12 +44,8 @@ frames = [cv2.resize(cv2.imread(f), (w, h), interpolation=cv2.INTER_AREA) for f 
 m = MotionModel()
 for f in frames[:20]:
     m.apply(f)
-cres = next(iter(kernels._band3.overloads.values()))
-try:
-    code = cres.library._get_compiled_object()      # only after a compile (not when loaded from the cache)
-    open({obj!r}, "wb").write(code)
-except Exception:
-    pass
+sig, cres = next(iter(kernels._band3.overloads.items()))
+open({obj!r}, "wb").write(_isa.cached_object(kernels._band3, sig) or b"")
 json.dump(cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name), open({addr!r}, "w"))
 for i in range({frames}):
     m.apply(frames[20 + i % 80])
@@ -58,8 +58,7 @@ def main() -> int:
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--top", type=int, default=20)
-    ap.add_argument("--isa", choices=("native", "avx2"), default="native",
-                    help="avx2: NUMBA_CPU_NAME=znver3 with its own features (AVX2 code on any x86 machine)")
+    _isa.add_argument(ap)
     ap.add_argument("--dump", help="print the instructions of this offset range (hex, A-B) with their samples")
     args = ap.parse_args()
     for tool in ("perf", "objdump", "nm"):
@@ -70,21 +69,17 @@ def main() -> int:
         print(f"hotloops: no frames at {args.data}/input (set --data)", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="hotloops-"))
-    obj, addr, pdata = tmp / "band.o", tmp / "addr.json", tmp / "perf.data"
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", KL_MOTION_PRECOMPILE="0", NUMBA_CACHE_DIR=str(tmp / "cache"))
-    if args.isa == "avx2":
-        env.update(NUMBA_CPU_NAME="znver3", NUMBA_CPU_FEATURES="")
+    obj, addr, pdata, child = tmp / "band.o", tmp / "addr.json", tmp / "perf.data", tmp / "child.py"
+    env = dict(_isa.isa_env(args.isa, args.numba_cache), NUMBA_NUM_THREADS="1", KL_MOTION_PRECOMPILE="0")
     w, h = (int(v) for v in args.size.split("x"))
-    child = tmp / "child.py"
-
-    def write_child(frames: int) -> None:
-        child.write_text(_CHILD.format(root=str(ROOT), size=(w, h), data=args.data, obj=str(obj), addr=str(addr),
-                                       frames=frames))
-    write_child(0)                      # compiles into the fresh cache and keeps the object code
-    subprocess.run([sys.executable, str(child)], env=env, check=True)
-    write_child(args.frames)            # the same code loaded from that cache, sampled
+    child.write_text(_CHILD.format(root=str(ROOT), bench=str(ROOT / "bench"), size=(w, h), data=args.data,
+                                   obj=str(obj), addr=str(addr), frames=args.frames))
+    # (a cold cache compiles first: those samples fall in numba and LLVM, not in the band)
     subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-o", str(pdata), sys.executable,
                     str(child)], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not obj.stat().st_size:
+        print("hotloops: no cache entry for the band kernel (numba's cache not writable?)", file=sys.stderr)
+        return 2
     base = json.loads(addr.read_text())
     size = max(int(line.split()[1], 16) for line in subprocess.run(["nm", "-S", str(obj)], capture_output=True,
                text=True).stdout.splitlines() if " T _ZN9kl_motion" in line)
