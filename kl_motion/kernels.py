@@ -226,16 +226,12 @@ def _score(st, nmodes, kl_px, raw_out, fs, y, C, bg_ratio, kl_thr, fb, rest_gain
                 bk[x] = F0 if act else -F1
                 cum[x] = sty[0, 0, x]
             continue
-        if k < K - 1:
+        for x in range(W):
+            act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
+            actb[x] = np.uint8(1) if act else np.uint8(0)
+        if k < K - 1:       # the last component's weight is not needed (pass 2 is the first to read that row)
             for x in range(W):
-                act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
-                actb[x] = np.uint8(1) if act else np.uint8(0)
                 cum[x] += st[y, 0, k, x]
-        else:
-            # the last component: its weight is not needed (pass 2 is the first to read that row)
-            for x in range(W):
-                act = (fk < np.float32(nmodes[y, x])) & (cum[x] < bg_ratio)
-                actb[x] = np.uint8(1) if act else np.uint8(0)
         words = actb[:W16].view(np.uint64)
         for i in range(W16 // 16):
             if (words[2 * i] | words[2 * i + 1]) != 0:
@@ -542,7 +538,6 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         # restless level: moving average of label flips, away from the last cleaned mask (dilated);
         # under it the level is kept (an object's edges are no restless background, and a restless
         # patch that fires as a whole keeps its threshold)
-        fgv = F1 if fg else F0
         blink = F1 if fg != (np.bitwise_and(flag, np.uint8(8)) != np.uint8(0)) else F0
         lvl[y, x] = rv + rest_rate * (blink - rv) if fgd[y, x] == 0 else rv
         # slowed learning where the pixel is foreground; the slowdown fades out at restless pixels
