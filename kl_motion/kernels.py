@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.core import errors as _nb_errors
 from numba.core.extending import intrinsic
 
@@ -758,6 +759,22 @@ def _call_band(typingctx, addr, args):
     return types.none(addr, args), codegen
 
 
+@intrinsic
+def _take_next(typingctx, counter, i):
+    """counter[i] += 1 as one atomic operation; returns the value before: each thread that calls it
+    gets a different number (the bands' work queue in _step)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and isinstance(i, types.Integer)):
+        raise _nb_errors.TypingError("_take_next takes an int64 array and an index")
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", ptr, one, "monotonic")
+    return types.int64(counter, i), codegen
+
+
 _band_address: dict = {}
 
 
@@ -849,16 +866,24 @@ def _step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
     fs = np.empty((nb, _NSF, W), np.float32)
+    nxt = np.zeros(2, np.int64)
     for rnd in range(2):
         # round 0: every band; round 1 (after the barrier): the rows next to band edges, which
-        # need the other band's pass 1 (and whose mixture the other band's pass 1 reads)
-        for b in prange(nb):
-            ys = b * rows
-            ye = min(H, ys + rows)
-            _call_band(band, (frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
-                              alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-                              pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
-                              sh_chroma, rnd == 1))
+        # need the other band's pass 1 (and whose mixture the other band's pass 1 reads).
+        # Each prange iteration takes the next band until none is left (a thread's first iteration
+        # does its share, the others find the queue empty): the bands differ in cost (moving
+        # objects), and numba's static split of 8 bands over 2 threads left one thread waiting
+        # 9 % of the frame (highway 720p; docs/speed.md)
+        for _w in prange(nb):
+            b = _take_next(nxt, rnd)
+            while b < nb:
+                ys = b * rows
+                ye = min(H, ys + rows)
+                _call_band(band, (frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
+                                  alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
+                                  pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
+                                  sh_chroma, rnd == 1))
+                b = _take_next(nxt, rnd)
 
 
 @njit(parallel=True, **_JIT)
