@@ -95,6 +95,40 @@ def _grow(a, n):
 
 
 @njit(**_JIT)
+def _grow4(ry, rs, re, parent):
+    """The four run arrays, each twice as long (_grow)."""
+    return _grow(ry, 0), _grow(rs, 0), _grow(re, 0), _grow(parent, 0)
+
+
+@njit(**_JIT)
+def _argsort_unique(key):
+    """np.argsort of distinct non-negative int64 keys, as an LSD radix sort (8 bits a pass, as many passes
+    as the largest key needs): numba's np.argsort compiles its quicksort, ~3 s of a cold first frame."""
+    n = key.shape[0]
+    idx = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    top = np.int64(0)
+    for i in range(n):
+        top = max(top, key[i])
+    count = np.empty(257, np.int64)
+    shift = np.int64(0)
+    while shift == 0 or (top >> shift) > 0:
+        for d in range(257):
+            count[d] = 0
+        for i in range(n):
+            count[((key[idx[i]] >> shift) & 255) + 1] += 1
+        for d in range(256):
+            count[d + 1] += count[d]
+        for i in range(n):
+            d = (key[idx[i]] >> shift) & 255
+            tmp[count[d]] = idx[i]
+            count[d] += 1
+        idx, tmp = tmp, idx
+        shift += 8
+    return idx
+
+
+@njit(**_JIT)
 def _scan(fg, y, n, prev_lo, prev_hi, ry, rs, re, parent):
     """Runs of fg's rows from y on, appended at n and joined to the row above (8-connected),
     while a whole row's runs fit in the arrays. Returns (y, n, prev_lo, prev_hi) to resume
@@ -147,13 +181,12 @@ def label_runs(fg):
     rs = np.empty(cap, np.int32)
     re = np.empty(cap, np.int32)
     parent = np.empty(cap, np.int32)
-    y, n, prev_lo, prev_hi = _scan(fg, 0, 0, 0, 0, ry, rs, re, parent)
-    while y < H:
-        ry = _grow(ry, 0)
-        rs = _grow(rs, 0)
-        re = _grow(re, 0)
-        parent = _grow(parent, 0)
+    y = n = prev_lo = prev_hi = np.int64(0)      # not a literal 0: numba would compile a version for it
+    while True:     # one call site: one compiled signature (literal arguments made numba compile two)
         y, n, prev_lo, prev_hi = _scan(fg, y, n, prev_lo, prev_hi, ry, rs, re, parent)
+        if y >= H:
+            break
+        ry, rs, re, parent = _grow4(ry, rs, re, parent)
     return _components(ry, rs, re, parent, n, H, W)
 
 
@@ -191,7 +224,7 @@ def _components(ry, rs, re, parent, n, H, W):
         if ry[r] > y1[c]:
             y1[c] = ry[r]
         area[c] += re[r] - rs[r]
-    order = np.argsort(key)
+    order = _argsort_unique(key)
     rank = np.empty(ncomp, np.int32)
     stats = np.empty((ncomp, 5), np.int32)
     for i in range(ncomp):
@@ -278,13 +311,12 @@ def label_bits(B, W):
     rs = np.empty(cap, np.int32)
     re = np.empty(cap, np.int32)
     parent = np.empty(cap, np.int32)
-    y, n, prev_lo, prev_hi = _scan_bits(B, W, 0, 0, 0, 0, ry, rs, re, parent)
-    while y < H:
-        ry = _grow(ry, 0)
-        rs = _grow(rs, 0)
-        re = _grow(re, 0)
-        parent = _grow(parent, 0)
+    y = n = prev_lo = prev_hi = np.int64(0)      # not a literal 0: numba would compile a version for it
+    while True:     # one call site: one compiled signature (literal arguments made numba compile two)
         y, n, prev_lo, prev_hi = _scan_bits(B, W, y, n, prev_lo, prev_hi, ry, rs, re, parent)
+        if y >= H:
+            break
+        ry, rs, re, parent = _grow4(ry, rs, re, parent)
     return _components(ry, rs, re, parent, n, H, W)
 
 
