@@ -797,6 +797,21 @@ def _step_types():
     return t[:7] + t[10:30] + (types.int64, types.int64)
 
 
+def compile_band_callees(colour: bool) -> None:
+    """Compile (or load) the numba functions the band calls, with the types the band calls them with
+    (a cold compile of _band3 lists them): the helper process of kl_motion.precompile does it first, so
+    that the model's band compile finds them in the on-disk cache (~2 s of its 14-19 s).  Types that
+    do not match would only cost the helper its time: the band then compiles its own."""
+    A, f4, u1, i8, b = types.Array, types.float32, types.uint8, types.int64, types.boolean
+    st, u2, f2, f1 = A(f4, 4, "C"), A(u1, 2, "C"), A(f4, 2, "C"), A(f4, 1, "C")
+    (_neighbours_row3 if colour else _neighbours_row1).compile((st, u2, u2, f2, i8, i8, f4, b))
+    _neighbour_terms.compile((st, f2, i8, i8))
+    _kl_take.compile((A(f4, 3, "C"), f2, f1, f1, f1, i8, i8, f4, b, types.literal(3 if colour else 1), f4))
+    _moves_up.compile((st, f1, i8, i8, f4, i8))
+    _pool_clipped.compile((f1, f2, i8, i8, i8, i8, f4))
+    _inband.compile((i8,) * 5)
+
+
 def compile_step():
     """Compile (or load) _step with the model's argument types: the helper process of kl_motion.precompile
     does it on a cold cache while the model compiles the band (no band needed: _step calls it by address)."""

@@ -210,7 +210,7 @@ class MotionModel(PendingParams):
         if self._shape is None:
             self._allocate(frame.shape)
             if precompile.cold(frame.shape[2] == 3):        # a new machine: part compiles on the other core
-                precompile.start(*self._kl.shape, self._params)
+                precompile.start(*self._kl.shape, self._params, colour=frame.shape[2] == 3)
         assert self._shape is not None
         p = self._params
         H, W, C = self._shape

@@ -5,8 +5,9 @@ runs alone; then a new process with the same cache runs the real cleanup with th
 and compiles nothing (every blobs_nb kernel it calls comes from the cache).  Planted and seen
 failing: the helper ignoring the zones (the zone path's kernels are then compiled by the real
 cleanup), ``cold()`` answering True with a warm cache, the model not starting the helper on a cold
-cache.  (A helper image without shadow pixels compiles the same kernels: numba compiles what is
-called, not what is taken.)"""
+cache, the helper compiling one of the band's callees for other types than the band's (a float32
+argument as int64: the band's cold compile then compiles it again).  (A helper image without shadow
+pixels compiles the same kernels: numba compiles what is called, not what is taken.)"""
 from __future__ import annotations
 
 import json
@@ -78,7 +79,7 @@ def test_the_helper_compiles_every_cleanup_kernel_the_real_cleanup_uses(tmp_path
 
 def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
     started = []
-    monkeypatch.setattr(precompile, "start", lambda h, w, p: started.append((h, w)))
+    monkeypatch.setattr(precompile, "start", lambda h, w, p, colour: started.append((h, w, colour)))
     frame = np.zeros((48, 64, 3), np.uint8)
     monkeypatch.setattr(precompile, "cold", lambda colour: False)
     MotionModel(Params()).apply(frame)
@@ -87,7 +88,7 @@ def test_the_model_starts_the_helper_only_on_a_cold_cache(monkeypatch):
     m = MotionModel(Params(scale=0.5))
     m.apply(frame)
     m.apply(frame)                       # once per model, at its first frame, with the model's working size
-    assert started == [(24, 32)]
+    assert started == [(24, 32, True)]
 
 
 def test_cold_is_false_where_the_kernels_are_cached():
@@ -105,3 +106,37 @@ def test_the_helper_compiles_the_parallel_loop_for_the_types_the_model_calls_it_
     m.apply(np.zeros(shape, np.uint8))
     assert kernels._step_types() in kernels._step.signatures     # nothing else here compiles it with those types
     assert len(kernels._step.signatures) == 1          # colour and grey frames: one signature
+
+
+BAND = r"""
+import json, sys
+from kl_motion import kernels
+colour = sys.argv[1] == "3"
+band = kernels._band3 if colour else kernels._band1
+kernels._band_addr(band)            # a cold compile of the band: its callees come from the cache or are compiled
+callees = ["_neighbours_row3" if colour else "_neighbours_row1", "_neighbour_terms", "_kl_take", "_kl_iso", "_logf",
+           "_moves_up", "_pool_clipped", "_inband"]
+stats = {n: (sum(getattr(kernels, n).stats.cache_hits.values()), sum(getattr(kernels, n).stats.cache_misses.values()))
+         for n in callees}
+print(json.dumps(dict(band_misses=sum(band.stats.cache_misses.values()), stats=stats)))
+"""
+
+
+@pytest.mark.parametrize("channels", ["3", "1"], ids=["colour", "grey"])
+def test_the_helper_compiles_the_band_callees_for_the_types_the_band_calls_them_with(tmp_path, channels):
+    """The helper's first step (kernels.compile_band_callees) saves the model's band compile its callees only if
+    their types are the ones the band's own compile asks for: after the helper's step in one process, a cold
+    compile of the band in another finds every callee in the cache (no miss), colour and grey."""
+    cache = tmp_path / "numba"
+    helper = subprocess.run([sys.executable, "-c", "import sys; from kl_motion import kernels; "
+                             "kernels.compile_band_callees(sys.argv[1] == '3')", channels],
+                            capture_output=True, text=True, timeout=600, env=_env(cache))
+    assert helper.returncode == 0, helper.stderr[-800:]
+    r = subprocess.run([sys.executable, "-c", BAND, channels], capture_output=True, text=True, timeout=900,
+                       env=_env(cache))
+    assert r.returncode == 0, r.stderr[-800:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["band_misses"] == 1                  # the band itself was compiled (a cold cache for it)
+    used = {n: hm for n, hm in out["stats"].items() if hm != [0, 0]}
+    assert all(miss == 0 for _, miss in used.values()), out
+    assert sum(hit for hit, _ in used.values()) >= 5, out
