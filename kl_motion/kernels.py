@@ -844,10 +844,9 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     Schedule (same results as pass 1 everywhere, a barrier, then pass 2 everywhere): the rows are
     cut into bands, which the threads take from a queue (the next band to whichever thread is free:
     bands differ in cost; the result does not depend on which thread does which band).  Within a band,
-    pass 2 of row y - lag runs
-    right after pass 1 of row y (lag = max(pool_r, nb_r): every row pass 2 reads, and every
-    row whose mixture pass 1 of a later row reads, is then done), so the band's state is still
-    in cache.  Rows within lag of a band edge need the other band's pass 1: they are done
+    pass 2 of row y - lag runs right after pass 1 of row y (lag = max(pool_r, nb_r): every row pass 2
+    reads, and every row whose mixture pass 1 of a later row reads, is then done), so the band's
+    state is still in cache.  Rows within lag of a band edge need the other band's pass 1: they are done
     after the barrier, in a second prange.
 
     frame: (C, H, W) uint8 planes (cv2.split) with C = 1 or 3.  st: (H, 2 + C, K, W) float32, cur: (C + 1, H, W)
