@@ -33,6 +33,9 @@ def main() -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder of the sequences")
     ap.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated sequence[@WxH] under --data")
     ap.add_argument("--frames", type=int, default=150, help="frames of each sequence, from its first")
+    ap.add_argument("--this", action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter of this tree's model only (repeatable), e.g. learn_every=1 against a "
+                         "revision that had no such parameter")
     _isa.add_argument(ap)
     args = ap.parse_args()
     rc = _isa.reexec_if_needed(args)              # --isa avx2: this script again, in a subprocess
@@ -42,6 +45,10 @@ def main() -> int:
 
     from kl_motion import MotionModel
     from kl_motion.params import Params
+    this = {}
+    for kv in args.this:
+        k, _, v = kv.partition("=")
+        this[k] = float(v) if "." in v else int(v)
     sha, ref = package_at(args.ref)
     ref_params = sys.modules[f"{ref.__name__}.params"]
     print(f"this tree against {sha}; numba target {_isa.numba_target()}; first {args.frames} frames of each")
@@ -55,7 +62,7 @@ def main() -> int:
             print(f"same_bits: no frames at {folder}", file=sys.stderr)
             return 2
         wh = tuple(int(v) for v in size.split("x")) if size else None
-        a, b = MotionModel(Params()), ref.MotionModel(ref_params.Params())
+        a, b = MotionModel(Params().replace(**this)), ref.MotionModel(ref_params.Params())
         nk = nm = 0
         for f in files:
             frame = cv2.imread(str(f))

@@ -76,11 +76,14 @@ _RI = 15
 _RV = _RI + _NBR
 _TAG = _RV + _NBR
 _ACT = _TAG + 1         # pass 1: a component's active flags, as bytes
-_NSF = _ACT + 1
+_RUNF = _ACT + 1        # pass 2: which runs of _RUN pixels learn (1) on a row's off frames
+_NSF = _RUNF + 1
 # the neighbour test runs as a vector loop over a row when more than 1 / _NB_VEC of its pixels need it
 _NB_VEC = 8
 # pass 2 creates components in a vector loop over the row when more than 1 / _NEW_VEC of its pixels need one
 _NEW_VEC = 8
+# the update's runs (pixels) on a row's off frames (learn_every > 1): a run learns when one of its pixels needs to
+_RUN = 64
 
 
 def aos_view(st: np.ndarray) -> np.ndarray:
@@ -481,7 +484,7 @@ def _moves_up(st, M, y, j, fj, x):
 
 @njit(inline="always", **_JIT)
 def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, fb, rest_gain, rest_rate, alpha,
-           match_t2, var_init, var_min, var_max, c_prior, fg_factor):
+           match_t2, var_init, var_min, var_max, c_prior, fg_factor, upd):
     """Pass 2 on row y: pooled KL -> kl_out[y], label -> raw_out[y], Zivkovic update of the mixture.
     Needs pass 1 done on rows y - pool_r .. y + pool_r.  fs: this band's scratch rows."""
     H = frame.shape[1]
@@ -518,6 +521,13 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
             for xx in range(x - pool_r, x + pool_r + 1):
                 acc += colsum[xx]
             kl_out[y, x] = acc * inv_full
+    # the rows take turns (upd_n > 1): row y learns on the frames where y % upd_n == upd_r; on the other
+    # frames only its runs of _RUN pixels where one pixel is foreground or unexplained learn.  A pixel's
+    # rate is that of the frames since it last learned, 1 - prod(1 - alpha) (keep[y, x]: the product so far)
+    upd_n, upd_r, keep = upd
+    turn = (upd_n == 1) | (y % upd_n == upd_r)
+    om_alpha = F1 - alpha
+    slb = fs[_ACT].view(np.uint8)
     A = fs[_A]
     T = fs[_TOT]
     M = fs[_M]
@@ -546,129 +556,173 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         unexplained = np.bitwise_and(flag, np.uint8(3)) == np.uint8(2)
         slow = (fg & (np.bitwise_and(flag, np.uint8(1)) == np.uint8(0))) | unexplained
         ff = fg_factor + (F1 - fg_factor) * min(F1, rest_learn * rv)
-        a = alpha * ff if slow else alpha
+        kp = keep[y, x] * om_alpha
+        ar = alpha if upd_n == 1 else F1 - kp
+        a = ar * ff if slow else ar
         A[x] = a if a > F0 else F0
+        slb[x] = np.uint8(1) if slow else np.uint8(0)
         M[x] = -F1
         T[x] = F0
         NM[x] = np.float32(nmodes[y, x])
-    # ---- Zivkovic update: the first component (in weight order) within match_t2 sigmas learns
-    for k in range(K):
-        fk = np.float32(k)
-        for x in range(W):
-            a = A[x]
-            inm = (a > F0) & (fk < NM[x])
-            w = st[y, 0, k, x]
-            sb = st[y, 1, k, x]
-            d2 = F0
-            for c in range(C):
-                d = fr[c, x] - st[y, 2 + c, k, x]
-                d2 += d * d
-            ism = inm & (M[x] < F0) & (d2 < match_t2 * sb * fC)
-            prune = a * c_prior
-            oma = F1 - a
-            wm = oma * w + a - prune
-            w2 = wm if ism else oma * w - prune
-            rho = a / (wm if ism else F1)
-            rho = rho if rho < F1 else F1
-            rm = rho if ism else F0             # the means move where the component matched only
-            for c in range(C):
-                mu = st[y, 2 + c, k, x]
-                st[y, 2 + c, k, x] = mu + rm * (fr[c, x] - mu)
-            nv = sb + rho * (d2 * invC - sb)
-            nv = nv if nv >= var_min else var_min
-            nv = nv if nv <= var_max else var_max
-            st[y, 1, k, x] = nv if ism else sb
-            st[y, 0, k, x] = w2 if inm else w
-            T[x] += w2 if inm else F0
-            M[x] = fk if ism else M[x]
-    # prune light components from the end (never the matched one)
-    for k in range(K - 1, -1, -1):
-        fk = np.float32(k)
-        for x in range(W):
-            a = A[x]
-            nm = NM[x]
-            w = st[y, 0, k, x]
-            cut = (a > F0) & (fk == nm - F1) & (fk != M[x]) & (w < a * c_prior)
-            T[x] -= w if cut else F0
-            NM[x] = nm - F1 if cut else nm
-    # no match: a new component (replacing the lightest one when all K are live); skipped in
-    # rows where every learning pixel matched
-    nnew = F0
-    for x in range(W):
-        nnew += F1 if ((A[x] > F0) & (M[x] < F0)) else F0
-    if (nnew > F0) & (nnew * np.float32(_NEW_VEC) <= np.float32(W)):
-        # few of them (most rows): the vector loop's work at those pixels only, found 8 flags at a time
-        nwb = fs[_ACT].view(np.uint8)           # pixels without a match, as bytes
-        for x in range(W):
-            nwb[x] = np.uint8(1) if ((A[x] > F0) & (M[x] < F0)) else np.uint8(0)
+    # the runs that learn: the whole row on its turn, else the runs of _RUN pixels where one pixel is
+    # foreground or unexplained (its flag in slb); each maximal stretch of them is updated as one
+    rf = fs[_RUNF]
+    nch = (W + _RUN - 1) // _RUN
+    if turn:
+        for i in range(nch):
+            rf[i] = F1
+    else:
         W8 = W - W % 8
-        words = nwb[:W8].view(np.uint64)
-        for i in range((W + 7) // 8):
-            if i < W8 // 8:
-                if words[i] == 0:
-                    continue
-            for x in range(8 * i, min(8 * i + 8, W)):
-                if nwb[x] == 0:
-                    continue
+        words = slb[:W8].view(np.uint64)
+        nw = _RUN // 8
+        for i in range(nch):
+            x0 = i * _RUN
+            busy = False
+            for q in range(i * nw, min((i + 1) * nw, W8 // 8)):
+                busy |= words[q] != 0
+            for x in range(max(x0, W8), min(W, x0 + _RUN)):
+                busy |= slb[x] != 0
+            rf[i] = F1 if busy else F0
+    if upd_n > 1:
+        kr = keep[y]
+        for i in range(nch):
+            sk = om_alpha if rf[i] == F0 else F0
+            for x in range(i * _RUN, min(W, i * _RUN + _RUN)):
+                kr[x] = F1 if sk == F0 else kr[x] * sk
+    run = 0
+    while run < nch:
+        if rf[run] == F0:
+            run += 1
+            continue
+        end = run + 1
+        while end < nch and rf[end] != F0:
+            end += 1
+        x0 = run * _RUN
+        x1 = min(W, end * _RUN)
+        run = end                           # (the loops below use i, j, k, x of their own)
+        ux0 = np.uint64(x0)
+        ux1 = np.uint64(x1)
+        # ---- Zivkovic update: the first component (in weight order) within match_t2 sigmas learns
+        for k in range(K):
+            fk = np.float32(k)
+            for x in range(ux0, ux1):
+                a = A[x]
+                inm = (a > F0) & (fk < NM[x])
+                w = st[y, 0, k, x]
+                sb = st[y, 1, k, x]
+                d2 = F0
+                for c in range(C):
+                    d = fr[c, x] - st[y, 2 + c, k, x]
+                    d2 += d * d
+                ism = inm & (M[x] < F0) & (d2 < match_t2 * sb * fC)
+                prune = a * c_prior
+                oma = F1 - a
+                wm = oma * w + a - prune
+                # an unmatched weight stops at 0 (it can fall below when the rate grew since the pixel last
+                # learned: turns, the foreground slowdown; the prune below drops it where it is the lightest)
+                wu = oma * w - prune
+                w2 = wm if ism else (wu if wu > F0 else F0)
+                rho = a / (wm if ism else F1)
+                rho = rho if rho < F1 else F1
+                rm = rho if ism else F0             # the means move where the component matched only
+                for c in range(C):
+                    mu = st[y, 2 + c, k, x]
+                    st[y, 2 + c, k, x] = mu + rm * (fr[c, x] - mu)
+                nv = sb + rho * (d2 * invC - sb)
+                nv = nv if nv >= var_min else var_min
+                nv = nv if nv <= var_max else var_max
+                st[y, 1, k, x] = nv if ism else sb
+                st[y, 0, k, x] = w2 if inm else w
+                T[x] += w2 if inm else F0
+                M[x] = fk if ism else M[x]
+        # prune light components from the end (never the matched one)
+        for k in range(K - 1, -1, -1):
+            fk = np.float32(k)
+            for x in range(ux0, ux1):
+                a = A[x]
+                nm = NM[x]
+                w = st[y, 0, k, x]
+                cut = (a > F0) & (fk == nm - F1) & (fk != M[x]) & (w < a * c_prior)
+                T[x] -= w if cut else F0
+                NM[x] = nm - F1 if cut else nm
+        # no match: a new component (replacing the lightest one when all K are live); skipped in
+        # rows where every learning pixel matched
+        nnew = F0
+        for x in range(ux0, ux1):
+            nnew += F1 if ((A[x] > F0) & (M[x] < F0)) else F0
+        if (nnew > F0) & (nnew * np.float32(_NEW_VEC) <= np.float32(x1 - x0)):
+            # few of them (most rows): the vector loop's work at those pixels only, found 8 flags at a time
+            nwb = fs[_ACT].view(np.uint8)           # pixels without a match, as bytes
+            for x in range(ux0, ux1):
+                nwb[x] = np.uint8(1) if ((A[x] > F0) & (M[x] < F0)) else np.uint8(0)
+            W8 = x1 - x1 % 8                    # x0 is a multiple of 8
+            words = nwb[:W8].view(np.uint64)
+            for i in range(x0 // 8, (x1 + 7) // 8):
+                if i < W8 // 8:
+                    if words[i] == 0:
+                        continue
+                for x in range(8 * i, min(8 * i + 8, x1)):
+                    if nwb[x] == 0:
+                        continue
+                    nm = NM[x]
+                    kn = nm if nm < fK1 else fK1
+                    k = np.int64(kn)
+                    if kn < nm:
+                        T[x] -= st[y, 0, k, x]
+                    st[y, 0, k, x] = A[x]
+                    st[y, 1, k, x] = var_init
+                    for c in range(C):
+                        st[y, 2 + c, k, x] = fr[c, x]
+            nnew = F0
+        for k in range(K if nnew > F0 else 0):
+            fk = np.float32(k)
+            for x in range(ux0, ux1):
+                a = A[x]
                 nm = NM[x]
                 kn = nm if nm < fK1 else fK1
-                k = np.int64(kn)
-                if kn < nm:
-                    T[x] -= st[y, 0, k, x]
-                st[y, 0, k, x] = A[x]
-                st[y, 1, k, x] = var_init
+                isn = (a > F0) & (M[x] < F0) & (fk == kn)
+                w = st[y, 0, k, x]
+                T[x] -= w if (isn & (kn < nm)) else F0
+                st[y, 0, k, x] = a if isn else w
+                st[y, 1, k, x] = var_init if isn else st[y, 1, k, x]
                 for c in range(C):
-                    st[y, 2 + c, k, x] = fr[c, x]
-        nnew = F0
-    for k in range(K if nnew > F0 else 0):
-        fk = np.float32(k)
-        for x in range(W):
+                    st[y, 2 + c, k, x] = fr[c, x] if isn else st[y, 2 + c, k, x]
+        for x in range(ux0, ux1):
             a = A[x]
             nm = NM[x]
+            nomatch = (a > F0) & (M[x] < F0)
             kn = nm if nm < fK1 else fK1
-            isn = (a > F0) & (M[x] < F0) & (fk == kn)
-            w = st[y, 0, k, x]
-            T[x] -= w if (isn & (kn < nm)) else F0
-            st[y, 0, k, x] = a if isn else w
-            st[y, 1, k, x] = var_init if isn else st[y, 1, k, x]
-            for c in range(C):
-                st[y, 2 + c, k, x] = fr[c, x] if isn else st[y, 2 + c, k, x]
-    for x in range(W):
-        a = A[x]
-        nm = NM[x]
-        nomatch = (a > F0) & (M[x] < F0)
-        kn = nm if nm < fK1 else fK1
-        NM[x] = nm + F1 if (nomatch & (kn == nm)) else nm
-        T[x] += a if nomatch else F0
-        M[x] = kn if nomatch else M[x]
-    # keep the components sorted: the one that learned moves up past lighter ones (the swaps at j
-    # are counted first: rows without one skip moving the fields)
-    for j in range(K - 1, 0, -1):
-        fj = np.float32(j)
-        nsw = F0
-        for x in range(W):
-            nsw += F1 if _moves_up(st, M, y, j, fj, x) else F0
-        if nsw == F0:
-            continue
-        for x in range(W):
-            sw = _moves_up(st, M, y, j, fj, x)
-            for f in range(2 + C):
-                u = st[y, f, j, x]
-                v = st[y, f, j - 1, x]
-                st[y, f, j, x] = v if sw else u
-                st[y, f, j - 1, x] = u if sw else v
-            M[x] = fj - F1 if sw else M[x]
-    # weights sum to 1
-    for x in range(W):
-        t = T[x]
-        T[x] = F1 / t if ((A[x] > F0) & (t > F0)) else F1
-    for k in range(K):
-        fk = np.float32(k)
-        for x in range(W):
-            w = st[y, 0, k, x]
-            st[y, 0, k, x] = w * T[x] if fk < NM[x] else w
-    for x in range(W):
-        nmodes[y, x] = np.uint8(NM[x])
+            NM[x] = nm + F1 if (nomatch & (kn == nm)) else nm
+            T[x] += a if nomatch else F0
+            M[x] = kn if nomatch else M[x]
+        # keep the components sorted: the one that learned moves up past lighter ones (the swaps at j
+        # are counted first: rows without one skip moving the fields)
+        for j in range(K - 1, 0, -1):
+            fj = np.float32(j)
+            nsw = F0
+            for x in range(ux0, ux1):
+                nsw += F1 if _moves_up(st, M, y, j, fj, x) else F0
+            if nsw == F0:
+                continue
+            for x in range(ux0, ux1):
+                sw = _moves_up(st, M, y, j, fj, x)
+                for f in range(2 + C):
+                    u = st[y, f, j, x]
+                    v = st[y, f, j - 1, x]
+                    st[y, f, j, x] = v if sw else u
+                    st[y, f, j - 1, x] = u if sw else v
+                M[x] = fj - F1 if sw else M[x]
+        # weights sum to 1
+        for x in range(ux0, ux1):
+            t = T[x]
+            T[x] = F1 / t if ((A[x] > F0) & (t > F0)) else F1
+        for k in range(K):
+            fk = np.float32(k)
+            for x in range(ux0, ux1):
+                w = st[y, 0, k, x]
+                st[y, 0, k, x] = w * T[x] if fk < NM[x] else w
+        for x in range(ux0, ux1):
+            nmodes[y, x] = np.uint8(NM[x])
 
 
 @njit(**_JIT)
@@ -679,7 +733,7 @@ def _inband(yp, ys, ye, lag, H):
 @njit(inline="always", **_JIT)
 def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, CC,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, fb, rest, nb_r, shadows, sh, edges):
+          pool_r, beta, kl_thr, fb, rest, nb_r, shadows, sh, upd, edges):
     """Rows ys..ye-1.  edges False: pass 1 of row y, then pass 2 of row y - lag where it needs
     no other band.  edges True (after every band's pass 1): pass 2 of the other rows.
     Inlined into _band3 / _band1 with CC a literal, so the channel loops unroll.  Pass 2 has
@@ -700,31 +754,35 @@ def _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, CC,
             if yp >= ys and _inband(yp, ys, ye, lag, H):
                 _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, fb, rest_gain,
                        rest_rate, alpha,
-                       match_t2, var_init, var_min, var_max, c_prior, fg_factor)
+                       match_t2, var_init, var_min, var_max, c_prior, fg_factor, upd)
     # the band's last rows (edges False) or the rows next to band edges (edges True)
     for yp in range(ys if edges else max(ye - lag, ys), ye):
         if _inband(yp, ys, ye, lag, H) != edges:
             _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, yp, CC, pool_r, kl_thr, fb, rest_gain,
                        rest_rate, alpha,
-                   match_t2, var_init, var_min, var_max, c_prior, fg_factor)
+                   match_t2, var_init, var_min, var_max, c_prior, fg_factor, upd)
 
 
 @njit(**_JIT)
 def _band3(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, upd_n, upd_r,
+           keep, edges):
     _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 3,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma), edges)
+          pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma),
+          (upd_n, upd_r, keep), edges)
 
 
 @njit(**_JIT)
 def _band1(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye,
            alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, edges):
+           pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, upd_n, upd_r,
+           keep, edges):
     _band(frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs, ys, ye, 1,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma), edges)
+          pool_r, beta, kl_thr, fb, (rest_gain, rest_rate), nb_r, shadows, (sh_lo, sh_hi, sh_chroma),
+          (upd_n, upd_r, keep), edges)
 
 
 def _band_types():
@@ -734,7 +792,8 @@ def _band_types():
     return (A(u1, 3, "C"), A(f4, 4, "C"), A(u1, 2, "C"), A(f4, 3, "C"), A(f4, 2, "C"), A(f4, 2, "C"),
             A(u1, 2, "C"), A(f4, 2, "C"), i8, i8,
             f4, b, f4, f4, f4, f4, f4, f4, f4, i8, f4, f4,
-            types.Tuple((A(f4, 2, "C"), A(u1, 2, "C"), f4)), f4, f4, i8, b, f4, f4, f4, b)
+            types.Tuple((A(f4, 2, "C"), A(u1, 2, "C"), f4)), f4, f4, i8, b, f4, f4, f4, i8, i8,
+            A(f4, 2, "C"), b)
 
 
 @intrinsic
@@ -794,7 +853,7 @@ def _step_types():
     """The argument types the model gives _step (step's own, in _step's order): the band's arrays and
     scalars without the band's own (fs, ys, ye, edges), then nthreads and the band's address."""
     t = _band_types()
-    return t[:7] + t[10:30] + (types.int64, types.int64)
+    return t[:7] + t[10:33] + (types.int64, types.int64)
 
 
 def compile_band_callees(colour: bool) -> None:
@@ -807,7 +866,7 @@ def compile_band_callees(colour: bool) -> None:
     (_neighbours_row3 if colour else _neighbours_row1).compile((st, u2, u2, f2, i8, i8, f4, b))
     _neighbour_terms.compile((st, f2, i8, i8))
     _kl_take.compile((A(f4, 3, "C"), f2, f1, f1, f1, i8, i8, f4, b, types.literal(3 if colour else 1), f4))
-    _moves_up.compile((st, f1, i8, i8, f4, i8))
+    _moves_up.compile((st, f1, i8, i8, f4, types.uint64))
     _pool_clipped.compile((f1, f2, i8, i8, i8, i8, f4))
     _inband.compile((i8,) * 5)
 
@@ -821,7 +880,7 @@ def compile_step():
 def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
          alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
          pool_r, beta, kl_thr, lvl, fgd, rest_gain, rest_rate, rest_learn, nb_r, shadows, sh_lo, sh_hi, sh_chroma,
-         nthreads=0):
+         upd_n, upd_r, keep, nthreads=0):
     """One frame: per pixel, the score (pass 1) then the label and the update (pass 2).
 
     Pass 1, per pixel (reads the mixture, writes nothing of it):
@@ -862,7 +921,7 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
     band = _band3 if frame.shape[0] == 3 else _band1      # compiled separately, when first needed
     _step(frame, st, nmodes, cur, kl_px, kl_out, raw_out, alpha, first, match_t2, bg_ratio, var_init, var_min,
           var_max, c_prior, fg_factor, pool_r, beta, kl_thr, (lvl, fgd, np.float32(rest_learn)), rest_gain,
-          rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads, _band_addr(band))
+          rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, upd_n, upd_r, keep, nthreads, _band_addr(band))
 
 
 @njit(inline="always", **_JIT)
@@ -877,7 +936,8 @@ def _schedule(H, nthreads):
 @njit(parallel=True, **_JIT)
 def _step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
           alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
-          pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, nthreads, band):
+          pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi, sh_chroma, upd_n, upd_r, keep,
+          nthreads, band):
     """The parallel loop over bands for any channel count: ``band`` is the address of _band3 or _band1."""
     C, H, W = frame.shape
     nb, rows = _schedule(H, nthreads)
@@ -898,7 +958,7 @@ def _step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
                 _call_band(band, (frame, st, nmodes, cur, kl_px, kl_out, raw_out, fs[b], ys, ye,
                                   alpha, first, match_t2, bg_ratio, var_init, var_min, var_max, c_prior, fg_factor,
                                   pool_r, beta, kl_thr, fb, rest_gain, rest_rate, nb_r, shadows, sh_lo, sh_hi,
-                                  sh_chroma, rnd == 1))
+                                  sh_chroma, upd_n, upd_r, keep, rnd == 1))
                 b = _take_next(nxt, rnd)
 
 

@@ -119,6 +119,7 @@ class MotionModel(PendingParams):
         self._kl_px = np.zeros((h, w), np.float32)
         self._fb = np.zeros((h, w), np.float32)        # restless level (kernels.step; last label: _raw)
         self._raw = np.zeros((h, w), np.uint8)
+        self._keep = np.ones((h, w), np.float32)      # prod(1 - alpha) since the pixel last learned (kernels.step)
         self._fgd = np.zeros((h, w), np.uint8)
         self._fbm = np.zeros((h, w), np.uint8)         # clean()'s mask for the feedback (scratch)
         self._planes = np.empty((C, h, w), np.uint8)          # the frame as planes, for the kernel
@@ -233,6 +234,7 @@ class MotionModel(PendingParams):
         self._n += 1
         self._n_fb += 1
         alpha = max(1.0 / p.history, 1.0 / self._n)
+        N = 1 if first else p.learn_every               # the first frame initialises every row
         # the restless level has a fast start like the mixture's: over the first 1 / restless_rate
         # frames it is the mean of the label flips seen so far, so a short clip's water and leaves
         # are restless after a few frames, where a moving average from zero would take ~1 / rate
@@ -255,7 +257,7 @@ class MotionModel(PendingParams):
                          np.float32(p.kl_threshold), self._fb, self._fgd, np.float32(p.restless_gain), np.float32(rest_rate),
                          np.float32(p.restless_learn),
                          p.neighbour_radius, p.detect_shadows and C == 3, np.float32(p.shadow_low),
-                         np.float32(p.shadow_high), np.float32(p.shadow_chroma), nthreads)
+                         np.float32(p.shadow_high), np.float32(p.shadow_chroma), N, self._n % N, self._keep, nthreads)
         finally:
             if nthreads != n_max:
                 numba.set_num_threads(n_max)
@@ -313,13 +315,14 @@ class MotionModel(PendingParams):
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Save the learned state and parameters to an .npz file (no pickle): the mixture, the
-        current distribution and the restless feedback (levels, last labels, covered pixels)."""
+        current distribution, the restless feedback (levels, last labels, covered pixels) and the
+        turns' state (learn_every)."""
         if self._shape is None:
             raise StateError("nothing to save: the model has not seen a frame")
         with atomic_path(path) as tmp, open(tmp, "wb") as f:    # a file object: numpy adds no .npz
             np.savez_compressed(f, version=np.int64(STATE_VERSION), shape=np.array(self._shape, np.int64),
                                 frames_seen=np.int64(self._n), gmm=self._gmm, nmodes=self._nmodes, cur=self._cur,
-                                level=self._fb, labels=self._raw, covered=self._fgd,
+                                level=self._fb, labels=self._raw, covered=self._fgd, keep=self._keep,
                                 params=np.array(self._params.to_toml(comments=False)))
 
     @classmethod
@@ -352,6 +355,8 @@ class MotionModel(PendingParams):
             m._raw[...] = a["labels"]
             m._fgd[...] = a["covered"]
             m._n_fb = n
+        if "keep" in a:                             # before version 3: as if every pixel had just learned
+            m._keep[...] = a["keep"]
         m._n = n
         return m
 

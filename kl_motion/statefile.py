@@ -5,8 +5,9 @@ A state file may come from anywhere: every array's shape and dtype is read from 
 and against ``max_pixels`` before any array is read, so a small file cannot make the loader
 allocate gigabytes; then the values are checked (finite, weights 0..1, variances >= 0, means in
 the grey-level range, component counts within n_components, a frame counter >= 0, restless
-levels in 0..1, labels 0/127/255).  Every problem is a StateError naming the file.  Version 1
-files (before the restless feedback was saved) still load, with the feedback starting from zero.
+levels in 0..1, labels 0/127/255, the turns' products in 0..1).  Every problem is a StateError naming
+the file.  Version 1 files (before the restless feedback was saved) still load, with the feedback
+starting from zero; version 2 files (before the turns' state) with every pixel as if it had just learned.
 """
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ from .errors import StateError
 from .fsnames import shown
 from .params import tomllib        # tomllib, or tomli on Python 3.10
 
-STATE_VERSION = 2             # the layout MotionModel.save writes (model.py imports it from here)
-READABLE_VERSIONS = (1, 2)    # 1: before the restless feedback was saved (it starts from zero)
+STATE_VERSION = 3             # the layout MotionModel.save writes (model.py imports it from here)
+READABLE_VERSIONS = (1, 2, 3)  # 1: before the restless feedback was saved (it starts from zero); 2: before "keep"
 MAX_PIXELS = 1 << 24          # 16.8 million detection pixels (4096 x 4096; 8K UHD at scale 0.7)
 MAX_FRAMES_SEEN = 1 << 53
 MAX_PARAMS_CHARS = 1 << 16
 _SCALARS = {"version": np.int64, "frames_seen": np.int64}
 _MEMBERS = ("version", "shape", "frames_seen", "gmm", "nmodes", "cur", "params")
 _FEEDBACK = {"level": np.float32, "labels": np.uint8, "covered": np.uint8}   # version 2: the restless feedback
+_TURNS = {"keep": np.float32}     # version 3: per pixel, prod(1 - alpha) since it last learned (learn_every)
 
 
 class _Bad(ValueError):
@@ -54,7 +56,8 @@ def read_state(path: str | Path, layout: Callable, max_pixels: int = MAX_PIXELS
     """Check and read a state file.  ``layout(saved_params_dict, (H, W, C))`` gives the expected
     {name: shape} of the gmm, nmodes and cur arrays and the number of mixture components K.
     Returns (saved parameters as a TOML dict, (H, W, C), frames_seen, {gmm, nmodes, cur} and, from
-    version 2 on, the restless feedback {level, labels, covered}, each of nmodes' shape)."""
+    version 2 on, the restless feedback {level, labels, covered}, and from version 3 the turns' state
+    {keep}, each of nmodes' shape)."""
     path = Path(path)
     name = shown(path)
     try:
@@ -84,11 +87,12 @@ def read_state(path: str | Path, layout: Callable, max_pixels: int = MAX_PIXELS
                     raise _Bad(f"declared frame {W}x{H} ({h * w} detection pixels) is over the limit of "
                                      f"{max_pixels} pixels")
                 dtypes = {"gmm": np.float32, "nmodes": np.uint8, "cur": np.float32}
-                if version >= 2:
-                    for k, dt in _FEEDBACK.items():
-                        heads[k] = _header(zf, k)
-                        want[k] = want["nmodes"]
-                        dtypes[k] = dt
+                for first, extra in ((2, _FEEDBACK), (3, _TURNS)):
+                    if version >= first:
+                        for k, dt in extra.items():
+                            heads[k] = _header(zf, k)
+                            want[k] = want["nmodes"]
+                            dtypes[k] = dt
                 for k, dt in dtypes.items():
                     if heads[k] != (tuple(want[k]), np.dtype(dt)):
                         raise _Bad(f"'{k}' is {heads[k][0]} {heads[k][1]}, expected {tuple(want[k])} "
@@ -136,3 +140,7 @@ def _check_values(name: str, a: dict[str, np.ndarray], n: int, K: int, C: int) -
             bad("a restless level is not a number in 0..1")
         if lab.size and not np.isin(lab, (0, 127, 255)).all():
             bad("a label is not 0, 127 or 255")
+    if "keep" in a:
+        kp = a["keep"]
+        if kp.size and not (np.isfinite(kp).all() and kp.min() >= 0 and kp.max() <= 1):
+            bad("a turns' product (keep) is not a number in 0..1")

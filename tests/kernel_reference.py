@@ -46,10 +46,13 @@ class StepParams:
     sh_lo: float = 0.45
     sh_hi: float = 0.95
     sh_chroma: float = 0.04
+    upd_n: int = 1          # the rows take turns learning: row y on the frames where y % upd_n == upd_r
+    upd_r: int = 0
 
-    def kernel_args(self, lvl: np.ndarray, fgd: np.ndarray) -> tuple:
+    def kernel_args(self, lvl: np.ndarray, fgd: np.ndarray, keep: np.ndarray | None = None) -> tuple:
         """The scalars as the model passes them to the kernel (float32 / int / bool), with the
-        feedback state (restless level ``lvl``, dilated mask ``fgd``) in its place after kl_thr."""
+        feedback state (restless level ``lvl``, dilated mask ``fgd``) in its place after kl_thr and
+        the turns' state ``keep`` (ones when None) after upd_r."""
         out = []
         for f in fields(self):
             v = getattr(self, f.name)
@@ -61,6 +64,7 @@ class StepParams:
                 out.append(v)
             else:
                 out.append(np.float32(v))
+        out.append(np.ones(lvl.shape, np.float32) if keep is None else keep)
         return tuple(out)
 
     def f32(self, name: str) -> float:
@@ -217,7 +221,7 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
        (|x - mu|^2 < match_t2 * var * C) matches:
          w <- (1-a) w + a - a*c_prior;  rho = min(a / w, 1);  mu <- mu + rho (x - mu);
          var <- clip(var + rho (|x - mu_old|^2 / C - var), var_min, var_max)
-       every other component: w <- (1-a) w - a*c_prior.
+       every other component: w <- max((1-a) w - a*c_prior, 0).
     2. Prune: drop trailing components (lightest) with w < a*c_prior, never the matched one.
     3. No match: a new component (w = a, var = var_init, mean = x) is appended, or replaces
        the lightest one when there are already K.
@@ -242,7 +246,7 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
             c[1] = min(max(c[1] + rho * (d2 / C - c[1]), var_min), var_max)
             c[0] = w
         else:
-            c[0] = (1.0 - a) * c[0] - prune
+            c[0] = max((1.0 - a) * c[0] - prune, 0.0)
     if matched >= 0:
         count("match")
     while comps and comps[-1][0] < prune and len(comps) - 1 != matched:
@@ -270,12 +274,49 @@ def update_mixture_pixel(comps: list[list[float]], x: list[float], a: float, p: 
     return comps
 
 
-def learning_rate(label: int, misfit: bool, shadow: bool, level: float, p: StepParams) -> float:
-    """alpha, times f = fg_factor + (1 - fg_factor) min(1, rest_learn level) where the label is
+def slowed(label: int, misfit: bool, shadow: bool) -> bool:
+    """Where the foreground slowdown applies: the label is 255, or the pixel's own background does not
+    explain it and it is not shadow-like."""
+    return label == 255 or (misfit and not shadow)
+
+
+# the turns (upd_n > 1): the runs of pixels of a row, on the frames that are not its turn
+RUN = 64
+
+
+def learners(slow: np.ndarray, p: StepParams) -> np.ndarray:
+    """(H, W) bool: the pixels whose mixture learns this frame.  upd_n 1: all.  Else row y on the frames
+    where y % upd_n == upd_r (its turn), and on the other frames the runs of RUN pixels of the row
+    (x from RUN * i to RUN * (i + 1)) where a pixel is slowed (``slow``: foreground or unexplained)."""
+    H, W = slow.shape
+    if p.upd_n == 1:
+        return np.ones((H, W), bool)
+    out = np.zeros((H, W), bool)
+    for y in range(H):
+        for x0 in range(0, W, RUN):
+            out[y, x0:x0 + RUN] = (y % p.upd_n == p.upd_r) or bool(slow[y, x0:x0 + RUN].any())
+    return out
+
+
+def turn_rates(keep: np.ndarray, learns: np.ndarray, p: StepParams) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's rate before the slowdown, and the new ``keep``.  keep: prod(1 - alpha) over the frames
+    since the pixel last learned.  upd_n 1: alpha, keep unchanged.  Else the rate of those frames and
+    this one, 1 - keep (1 - alpha) (the mixture forgets as if it had learned every frame); keep becomes 1
+    where the pixel learns, keep (1 - alpha) elsewhere."""
+    a = p.f32("alpha")
+    if p.upd_n == 1:
+        return np.full(keep.shape, a), keep.copy()
+    kp = keep.astype(np.float64) * (1.0 - a)
+    return 1.0 - kp, np.where(learns, 1.0, kp).astype(np.float32)
+
+
+def learning_rate(label: int, misfit: bool, shadow: bool, level: float, p: StepParams,
+                  a: float | None = None) -> float:
+    """a (default alpha), times f = fg_factor + (1 - fg_factor) min(1, rest_learn level) where the label is
     255 or the pixel's own background does not explain it (and it is not shadow-like): the
     foreground slowdown fades out as the pixel's restless level (before this frame's update) rises."""
-    a = p.f32("alpha")
-    if label == 255 or (misfit and not shadow):
+    a = p.f32("alpha") if a is None else a
+    if slowed(label, misfit, shadow):
         f = p.f32("fg_factor")
         a = a * (f + (1.0 - f) * min(1.0, p.f32("rest_learn") * level))
     return a
@@ -319,13 +360,15 @@ class StepResult:
     tie: np.ndarray      # bool (H, W): a decision of this pixel sits on its boundary (float32 ties)
     fb: np.ndarray       # float32 (H, W, 3): restless level, last frame's fg (0/1), last mask dilated
     thr: np.ndarray      # float64 (H, W): each pixel's threshold this frame
+    keep: np.ndarray     # float32 (H, W): the turns' state (turn_rates)
+    learns: np.ndarray   # bool (H, W): the pixels whose mixture learned this frame
 
 
 def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray, p: StepParams,
-         stats: dict | None = None, fb: np.ndarray | None = None) -> StepResult:
+         stats: dict | None = None, fb: np.ndarray | None = None, keep: np.ndarray | None = None) -> StepResult:
     """One frame; the inputs are not modified.  frame: uint8 (H, W, C).
     ``stats`` (optional dict) counts the mixture-update paths taken (see update_mixture_pixel).
-    ``fb``: feedback state (H, W, 3) (zeros when None).
+    ``fb``: feedback state (H, W, 3) (zeros when None).  ``keep``: the turns' state (ones when None).
 
     Everything of the score is computed from the mixture BEFORE this frame's update."""
     H, W, C = frame.shape
@@ -344,11 +387,16 @@ def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray
     tie = (np.abs(own - thr) <= 1e-4 * np.maximum(thr, 1.0)) | ((shadow_margin <= 1e-4) & misfit)
     gmm_new = np.zeros_like(gmm)
     nm_new = nmodes.copy()
+    slow = np.array([[slowed(int(raw[y, x]), bool(misfit[y, x]), bool(shadow[y, x])) for x in range(W)]
+                     for y in range(H)], bool).reshape(H, W)
+    learns = learners(slow, p)
+    base, keep_new = turn_rates(np.ones((H, W), np.float32) if keep is None else keep, learns, p)
     for y in range(H):
         for x in range(W):
             n = int(nmodes[y, x])
-            a = learning_rate(int(raw[y, x]), bool(misfit[y, x]), bool(shadow[y, x]), float(fb[y, x, 0]), p)
-            if a <= 0.0:
+            a = learning_rate(int(raw[y, x]), bool(misfit[y, x]), bool(shadow[y, x]), float(fb[y, x, 0]), p,
+                              float(base[y, x]))
+            if a <= 0.0 or not learns[y, x]:
                 gmm_new[y, x, :n] = gmm[y, x, :n]
                 continue
             comps = update_mixture_pixel(gmm[y, x, :n].astype(np.float64).tolist(),
@@ -357,7 +405,7 @@ def step(frame: np.ndarray, gmm: np.ndarray, nmodes: np.ndarray, cur: np.ndarray
                 gmm_new[y, x, :len(comps)] = np.array(comps, np.float64)
             nm_new[y, x] = len(comps)
     return StepResult(gmm_new, nm_new, cur_new.astype(np.float32), kl_px, kl_out, raw, best_k, own, misfit,
-                      shadow, tie, fb_new.astype(np.float32), thr)
+                      shadow, tie, fb_new.astype(np.float32), thr, keep_new, learns)
 
 
 def background_image(gmm: np.ndarray, nmodes: np.ndarray, C: int) -> np.ndarray:
@@ -370,7 +418,8 @@ def background_image(gmm: np.ndarray, nmodes: np.ndarray, C: int) -> np.ndarray:
 def params_for_frame(params, n: int, first: bool) -> StepParams:
     """The kernel scalars MotionModel.apply passes for its n-th frame (1-based), from a
     kl_motion.params.Params: alpha = max(1/history, 1/n), and the restless level's rate the same
-    way, max(restless_rate, 1/n)."""
+    way, max(restless_rate, 1/n); the rows take turns (learn_every) from the second frame on, row y
+    on the frames n where y % learn_every == n % learn_every."""
     return StepParams(
         alpha=max(1.0 / params.history, 1.0 / n), first=first, match_t2=params.match_sigma ** 2,
         bg_ratio=params.background_ratio, var_init=params.var_init, var_min=params.var_min,
@@ -378,4 +427,5 @@ def params_for_frame(params, n: int, first: bool) -> StepParams:
         pool_r=params.pool_radius, beta=params.current_rate, kl_thr=params.kl_threshold,
         rest_gain=params.restless_gain, rest_rate=max(params.restless_rate, 1.0 / n), rest_learn=params.restless_learn,
         nb_r=params.neighbour_radius, shadows=params.detect_shadows, sh_lo=params.shadow_low,
-        sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma)
+        sh_hi=params.shadow_high, sh_chroma=params.shadow_chroma,
+        upd_n=1 if first else params.learn_every, upd_r=0 if first else n % params.learn_every)

@@ -131,8 +131,8 @@ def test_save_needs_a_frame_and_writes_the_documented_arrays(tmp_path):
         m.apply(f)
     a = saved(m, tmp_path, "a.npz")
     assert set(a) == {"version", "shape", "frames_seen", "gmm", "nmodes", "cur", "level", "labels", "covered",
-                      "params"}
-    assert int(a["version"]) == 2 and int(a["frames_seen"]) == 10 and a["shape"].tolist() == [H, W, 3]
+                      "keep", "params"}
+    assert int(a["version"]) == 3 and int(a["frames_seen"]) == 10 and a["shape"].tolist() == [H, W, 3]
     assert np.array_equal(a["cur"][..., :3], frames[9].astype(np.float32)) and not a["cur"][..., 3].any()
     assert Params.from_dict(__import__("tomllib").loads(str(a["params"]))) == m.params
     m.apply(frames[10])
@@ -283,8 +283,9 @@ def test_a_one_pixel_wide_blob_at_scale_0_7_stays_one_pixel_wide():
 
 def test_a_loaded_model_has_the_saved_feedback(tmp_path):
     """save() then load() gives back the restless feedback (levels, last labels, covered pixels), not
-    zeros: a region of flickering pixels stays calm after a restart from the file.  Planted:
-    `if "level" in a` -> `if not "level" in a` (a version-2 file loaded without its feedback)."""
+    zeros: a region of flickering pixels stays calm after a restart from the file; and the turns' state
+    (keep).  Planted: `if "level" in a` -> `if not "level" in a` (a version-2 file loaded without its
+    feedback), `if "keep" in a` -> `if not "keep" in a`."""
     rng = np.random.default_rng(42)
     frames, _ = noisy_scene(rng, 60)
     for i, f in enumerate(frames):                  # a flickering patch: water, leaves
@@ -294,8 +295,9 @@ def test_a_loaded_model_has_the_saved_feedback(tmp_path):
         m.apply(f)
     a = saved(m, tmp_path, "a.npz")
     assert a["level"].max() > 0.01
+    assert (a["keep"] < 1).any() and (a["keep"] == 1).any()     # turns: pixels that learned, others not
     b = saved(MotionModel.load(tmp_path / "a.npz"), tmp_path, "b.npz")
-    for k in ("level", "labels", "covered", "gmm", "nmodes", "cur"):
+    for k in ("level", "labels", "covered", "gmm", "nmodes", "cur", "keep"):
         assert np.array_equal(a[k], b[k]), k
 
 

@@ -245,6 +245,31 @@ def test_version_1_state_files_still_load(tmp_path):
     np.testing.assert_array_equal(r._gmm, m._gmm)
 
 
+def test_version_2_state_files_still_load(tmp_path):
+    """A state file from before the turns' state was saved (version 2: no keep) loads with the feedback,
+    every pixel as if it had just learned (keep 1)."""
+    m = MotionModel()
+    for f in scene(30):
+        m.apply(f)
+    assert (m._keep < 1).any()
+    m.save(tmp_path / "v3.npz")
+    with np.load(tmp_path / "v3.npz") as z:
+        a = {k: z[k] for k in z.files if k != "keep"}
+    a["version"] = np.int64(2)
+    with open(tmp_path / "v2.npz", "wb") as fh:
+        np.savez_compressed(fh, **a)
+    r = MotionModel.load(tmp_path / "v2.npz")
+    assert r.frames_seen == m.frames_seen and (r._keep == 1).all()
+    np.testing.assert_array_equal(r._fb, m._fb)
+    a["version"] = np.int64(3)                                    # version 3 without its keep array
+    with open(tmp_path / "short3.npz", "wb") as fh:
+        np.savez_compressed(fh, **a)
+    import pytest
+    from kl_motion.errors import StateError
+    with pytest.raises(StateError, match="keep"):
+        MotionModel.load(tmp_path / "short3.npz")
+
+
 def test_state_file_with_a_bad_feedback_is_refused(tmp_path):
     import pytest
     from kl_motion.errors import StateError
@@ -254,7 +279,8 @@ def test_state_file_with_a_bad_feedback_is_refused(tmp_path):
     m.save(tmp_path / "ok.npz")
     with np.load(tmp_path / "ok.npz") as z:
         arrs = {k: z[k] for k in z.files}
-    for key, bad, msg in (("level", 2.0, "restless level"), ("labels", 7, "label is not")):
+    for key, bad, msg in (("level", 2.0, "restless level"), ("labels", 7, "label is not"), ("keep", 1.5, "keep"),
+                          ("keep", -0.1, "keep")):
         a = dict(arrs)
         a[key] = a[key].copy()
         a[key].flat[3] = bad
