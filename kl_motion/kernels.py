@@ -533,10 +533,8 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
     M = fs[_M]
     NM = fs[_NM]
     fr = fs[_FR:_FR + C]
-    # frame row as floats; labels; learning rate per pixel (0: no update)
+    # labels; learning rate per pixel (0: no update)
     for x in range(W):
-        for c in range(C):
-            fr[c, x] = np.float32(frame[c, y, x])
         flag = raw_out[y, x]
         rv = lvl[y, x]
         fg = kl_out[y, x] > kl_thr * (F1 + rest_gain * rv)
@@ -561,9 +559,6 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         a = ar * ff if slow else ar
         A[x] = a if a > F0 else F0
         slb[x] = np.uint8(1) if slow else np.uint8(0)
-        M[x] = -F1
-        T[x] = F0
-        NM[x] = np.float32(nmodes[y, x])
     # the runs that learn: the whole row on its turn, else the runs of _RUN pixels where one pixel is
     # foreground or unexplained (its flag in slb); each maximal stretch of them is updated as one
     rf = fs[_RUNF]
@@ -602,6 +597,13 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         run = end                           # (the loops below use i, j, k, x of their own)
         ux0 = np.uint64(x0)
         ux1 = np.uint64(x1)
+        # the frame as floats; no match yet, no weight yet
+        for x in range(ux0, ux1):
+            for c in range(C):
+                fr[c, x] = np.float32(frame[c, y, x])
+            M[x] = -F1
+            T[x] = F0
+            NM[x] = np.float32(nmodes[y, x])
         # ---- Zivkovic update: the first component (in weight order) within match_t2 sigmas learns
         for k in range(K):
             fk = np.float32(k)
