@@ -482,6 +482,38 @@ def _moves_up(st, M, y, j, fj, x):
     return (M[x] == fj) & (st[y, 0, j, x] > st[y, 0, j - 1, x])
 
 
+@njit(**_JIT)
+def _learning_runs(slb, rf, kr, turn, turns, om_alpha):
+    """Which runs of _RUN pixels of a row learn this frame (rf[i] = 1): all on the row's turn, else those
+    where a pixel is foreground or unexplained (its byte in slb, read 8 at a time).  With turns, the
+    row's keep kr becomes 1 where it learns and kr (1 - alpha) elsewhere.  Returns the number of runs.
+    A plain function (LLVM inlines it): numba-inlined, it is compiled again at each of pass 2's two call
+    sites (docs/speed.md, eleventh session)."""
+    W = slb.shape[0] // 4                   # slb: a scratch row of W float32 as bytes
+    nch = (W + _RUN - 1) // _RUN
+    if turn:
+        for i in range(nch):
+            rf[i] = F1
+    else:
+        W8 = W - W % 8
+        words = slb[:W8].view(np.uint64)
+        nw = _RUN // 8
+        for i in range(nch):
+            x0 = i * _RUN
+            busy = False
+            for q in range(i * nw, min((i + 1) * nw, W8 // 8)):
+                busy |= words[q] != 0
+            for x in range(max(x0, W8), min(W, x0 + _RUN)):
+                busy |= slb[x] != 0
+            rf[i] = F1 if busy else F0
+    if turns:
+        for i in range(nch):
+            sk = om_alpha if rf[i] == F0 else F0
+            for x in range(i * _RUN, min(W, i * _RUN + _RUN)):
+                kr[x] = F1 if sk == F0 else kr[x] * sk
+    return nch
+
+
 @njit(inline="always", **_JIT)
 def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, fb, rest_gain, rest_rate, alpha,
            match_t2, var_init, var_min, var_max, c_prior, fg_factor, upd):
@@ -559,31 +591,8 @@ def _pass2(frame, st, nmodes, kl_px, kl_out, raw_out, fs, y, C, pool_r, kl_thr, 
         a = ar * ff if slow else ar
         A[x] = a if a > F0 else F0
         slb[x] = np.uint8(1) if slow else np.uint8(0)
-    # the runs that learn: the whole row on its turn, else the runs of _RUN pixels where one pixel is
-    # foreground or unexplained (its flag in slb); each maximal stretch of them is updated as one
     rf = fs[_RUNF]
-    nch = (W + _RUN - 1) // _RUN
-    if turn:
-        for i in range(nch):
-            rf[i] = F1
-    else:
-        W8 = W - W % 8
-        words = slb[:W8].view(np.uint64)
-        nw = _RUN // 8
-        for i in range(nch):
-            x0 = i * _RUN
-            busy = False
-            for q in range(i * nw, min((i + 1) * nw, W8 // 8)):
-                busy |= words[q] != 0
-            for x in range(max(x0, W8), min(W, x0 + _RUN)):
-                busy |= slb[x] != 0
-            rf[i] = F1 if busy else F0
-    if upd_n > 1:
-        kr = keep[y]
-        for i in range(nch):
-            sk = om_alpha if rf[i] == F0 else F0
-            for x in range(i * _RUN, min(W, i * _RUN + _RUN)):
-                kr[x] = F1 if sk == F0 else kr[x] * sk
+    nch = _learning_runs(slb, rf, keep[y], turn, upd_n > 1, om_alpha)
     run = 0
     while run < nch:
         if rf[run] == F0:
@@ -871,6 +880,7 @@ def compile_band_callees(colour: bool) -> None:
     _moves_up.compile((st, f1, i8, i8, f4, types.uint64))
     _pool_clipped.compile((f1, f2, i8, i8, i8, i8, f4))
     _inband.compile((i8,) * 5)
+    _learning_runs.compile((A(u1, 1, "C"), f1, f1, b, b, f4))
 
 
 def compile_step():
