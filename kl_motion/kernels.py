@@ -911,6 +911,11 @@ def step(frame, st, nmodes, cur, kl_px, kl_out, raw_out,
       Zivkovic update of the mixture with this frame's pixel, learning rate alpha
       (times fg_factor + (1 - fg_factor) min(1, rest_learn * lvl) where the label is 255 or the
       pixel's own background does not explain it: the slowdown fades out at restless pixels).
+      Turns (upd_n > 1): row y learns on the frames where y % upd_n == upd_r, and otherwise only in its
+      runs of _RUN pixels where a pixel is foreground or unexplained; where a pixel learns, its rate is
+      1 - keep[y, x] (1 - alpha) (keep: (H, W) float32, the product of (1 - alpha) over the frames since it
+      last learned; 1 there afterwards, times (1 - alpha) where it did not learn).  upd_n 1: every pixel at
+      alpha, keep untouched (the update before turns existed, bit for bit).
 
     Schedule (same results as pass 1 everywhere, a barrier, then pass 2 everywhere): the rows are
     cut into bands, which the threads take from a queue (the next band to whichever thread is free:

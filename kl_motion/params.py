@@ -48,7 +48,7 @@ class Params:
     var_min: float = _p(9.0, 0.1, 400.0, "Sensor noise floor: lower bound of the variance of every distribution (background and current).")
     var_max: float = _p(75.0, 1.0, 2000.0, "Upper bound of a component's variance.")
     complexity_prior: float = _p(0.05, 0.0, 0.5, "Zivkovic's prior: components that are not supported lose weight and disappear.")
-    learn_every: int = _p(2, 1, 4, "Turns: a pixel's mixture learns on every n-th frame (the rows take turns), and on every frame where it or a pixel near it in its row is foreground or unexplained; it then learns at the rate of all the frames since it last learned, so the memory stays history frames. 1 = every pixel on every frame; 2 spares a calm frame about a seventh of its time with the same detections.")
+    learn_every: int = _p(2, 1, 4, "Turns: a pixel's mixture learns on every n-th frame (the rows take turns), and on every frame where it or a pixel near it in its row is foreground or unexplained; it then learns at the rate of all the frames since it last learned, so the memory stays history frames. 1 = every pixel on every frame; 2 spares 5-15 % of a settled scene's frame time (more at large sizes), F within 0.003 on six of the seven shared sequences (docs/accuracy.md).")
     fg_learn_factor: float = _p(0.1, 0.0, 1.0, "Learning rate multiplier at pixels detected as foreground (1 = learn everywhere, 0 = conservative).")
     # --- current distribution and score ------------------------------------
     pool_radius: int = _p(1, 0, 3, "Radius of the neighbourhood pooled into each pixel's current distribution (0 = the pixel alone).")
