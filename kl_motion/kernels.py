@@ -487,8 +487,8 @@ def _learning_runs(slb, rf, kr, turn, turns, om_alpha):
     """Which runs of _RUN pixels of a row learn this frame (rf[i] = 1): all on the row's turn, else those
     where a pixel is foreground or unexplained (its byte in slb, read 8 at a time).  With turns, the
     row's keep kr becomes 1 where it learns and kr (1 - alpha) elsewhere.  Returns the number of runs.
-    A plain function (LLVM inlines it): numba-inlined, it is compiled again at each of pass 2's two call
-    sites (docs/speed.md, eleventh session)."""
+    A plain function, compiled once (by the precompile helper on a cold cache): numba-inlined, it was
+    compiled again at each of pass 2's two call sites (docs/speed.md, eleventh session)."""
     W = slb.shape[0] // 4                   # slb: a scratch row of W float32 as bytes
     nch = (W + _RUN - 1) // _RUN
     if turn:
