@@ -45,10 +45,8 @@ def main() -> int:
 
     from kl_motion import MotionModel
     from kl_motion.params import Params
-    this = {}
-    for kv in args.this:
-        k, _, v = kv.partition("=")
-        this[k] = float(v) if "." in v else int(v)
+    from sweep import parse_value                 # the value typed by the parameter table, as sweep.py's --set
+    this = {k: parse_value(k, v) for k, v in (kv.split("=", 1) for kv in args.this)}
     sha, ref = package_at(args.ref)
     ref_params = sys.modules[f"{ref.__name__}.params"]
     print(f"this tree against {sha}; numba target {_isa.numba_target()}; first {args.frames} frames of each")
